@@ -1,0 +1,70 @@
+"""How `generation_mode="jacobi"` reaches the Jacobi loop, and the Hub `custom_generate` export.
+
+transformers has no registry of decoding strategies, but `generate(custom_generate=<callable>)` runs all of its
+preparation and then hands over the decoding loop. The only global change hf_jacobi makes is one thin wrapper around
+`GenerationMixin.generate` that turns `generation_mode="jacobi"` into that call; every other call passes through
+untouched.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import shutil
+from pathlib import Path
+
+from transformers import GenerationMixin
+
+from . import jacobi
+
+GENERATION_MODES = ("jacobi",)
+_original_generate = GenerationMixin.generate
+_generate_signature = inspect.signature(_original_generate)
+
+
+@functools.wraps(_original_generate)
+def generate(self, *args, generation_mode: str | None = None, **kwargs):
+    bound = _generate_signature.bind(self, *args, **kwargs).arguments
+    if generation_mode is None:
+        config = bound.get("generation_config") or getattr(self, "generation_config", None)
+        generation_mode = getattr(config, "generation_mode", None)
+    if generation_mode is None:
+        return _original_generate(self, *args, **kwargs)  # the common path: untouched
+    if generation_mode not in GENERATION_MODES:
+        raise ValueError(
+            f"Unknown generation_mode={generation_mode!r}; hf_jacobi provides {GENERATION_MODES}. Leave it unset for "
+            "the usual transformers decoding."
+        )
+    if bound.get("custom_generate") is not None:
+        raise ValueError("`generation_mode='jacobi'` and `custom_generate` both choose the decoding loop; pass one.")
+    if bound.get("assistant_model") is not None:
+        raise ValueError("Jacobi decoding drafts with the model itself; drop `assistant_model`.")
+    extra = bound.pop("kwargs", {})
+    bound.pop("self")
+    # generate() puts the prompt into a streamer before calling a custom loop but does not pass the streamer on,
+    # so hand it to the loop under its own name.
+    streamer = bound.pop("streamer", None)
+    return _original_generate(self, custom_generate=jacobi.jacobi_decode, jacobi_streamer=streamer, **bound, **extra)
+
+
+def enable() -> None:
+    """Install the `generation_mode` wrapper (done on `import hf_jacobi`; idempotent)."""
+    GenerationMixin.generate = generate
+
+
+def disable() -> None:
+    """Restore transformers' own `GenerationMixin.generate`."""
+    GenerationMixin.generate = _original_generate
+
+
+def export_custom_generate(path: str | Path) -> Path:
+    """Write the Hub `custom_generate` layout of Jacobi decoding into `path` (a local dir or a repo to upload).
+
+    `model.generate(custom_generate=str(path), trust_remote_code=True, block_size=16)` then runs Jacobi decoding
+    without hf_jacobi installed. The file is `hf_jacobi/jacobi.py` itself, so there is one implementation.
+    """
+    target = Path(path) / "custom_generate"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(inspect.getsourcefile(jacobi), target / "generate.py")
+    (target / "requirements.txt").write_text("torch\ntransformers>=5.0\n")
+    return Path(path)

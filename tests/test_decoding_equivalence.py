@@ -1,0 +1,72 @@
+"""The spine: Jacobi decoding returns exactly the tokens of `generate(do_sample=False)` on every family."""
+
+import pytest
+import torch
+from conftest import FAMILIES, padded_batch
+
+import hf_jacobi  # noqa: F401  (enables generation_mode="jacobi")
+
+BLOCK_SIZES = [1, 2, 3, 8, 32]
+MAX_NEW_TOKENS = 21  # not a multiple of any block size > 1
+
+
+def _inputs(batch):
+    if batch == 1:
+        ids, _ = padded_batch(1, [7])
+        return dict(input_ids=ids)
+    ids, mask = padded_batch(3, [9, 5, 7])
+    return dict(input_ids=ids, attention_mask=mask)
+
+
+def _greedy(model, inputs, **kwargs):
+    return model.generate(**inputs, do_sample=False, max_new_tokens=MAX_NEW_TOKENS, **kwargs)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_greedy_identity(tiny_model_factory, family, batch):
+    model = tiny_model_factory(family)
+    inputs = _inputs(batch)
+    reference = _greedy(model, inputs)
+    assert reference.shape[1] == inputs["input_ids"].shape[1] + MAX_NEW_TOKENS
+    for block_size in BLOCK_SIZES:
+        out = _greedy(model, inputs, generation_mode="jacobi", block_size=block_size, return_dict_in_generate=True)
+        torch.testing.assert_close(out.sequences, reference, rtol=0, atol=0, msg=f"{family} block_size={block_size}")
+        # every decoding forward commits between 1 and block_size tokens, and they add up to the output
+        assert out.accepted_tokens.min() >= 1 and out.accepted_tokens.max() <= block_size
+        assert int(out.accepted_tokens.sum()) == MAX_NEW_TOKENS - 1
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_greedy_identity_with_eos_inside_block(tiny_model_factory, family, batch):
+    """EOS picked from the reference continuation so it lands inside a block; nothing after it is emitted."""
+    model = tiny_model_factory(family)
+    inputs = _inputs(batch)
+    free_run = _greedy(model, inputs)
+    prompt_length = inputs["input_ids"].shape[1]
+    eos = int(free_run[0, prompt_length + 5])
+    second_eos = int(free_run[-1, prompt_length + 11])
+    for eos_token_id in (eos, [second_eos, eos]):
+        reference = _greedy(model, inputs, eos_token_id=eos_token_id)
+        # row 0 stops at its EOS (a batch stops early only once every row has)
+        assert torch.isin(reference[0, prompt_length:], torch.tensor(eos_token_id)).any()
+        assert batch > 1 or reference.shape[1] < prompt_length + MAX_NEW_TOKENS
+        for block_size in BLOCK_SIZES:
+            out = _greedy(model, inputs, generation_mode="jacobi", block_size=block_size, eos_token_id=eos_token_id)
+            torch.testing.assert_close(out, reference, rtol=0, atol=0, msg=f"{family} block_size={block_size}")
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral", "gemma2", "gpt2"])
+@pytest.mark.parametrize("draft_init", ["prompt", "repeat"])
+def test_long_generation_past_sliding_window(tiny_model_factory, family, draft_init):
+    """Many crops across the sliding-window boundary must leave the cache exactly as greedy decoding has it."""
+    model = tiny_model_factory(family)
+    ids, mask = padded_batch(2, [12, 4], seed=3)
+    reference = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=60)
+    for block_size in (4, 7, 16):
+        out = model.generate(
+            input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=60,
+            generation_mode="jacobi", block_size=block_size, draft_init=draft_init,
+        )
+        torch.testing.assert_close(out, reference, rtol=0, atol=0)
