@@ -41,10 +41,7 @@ def generate(self, *args, generation_mode: str | None = None, **kwargs):
         raise ValueError("Jacobi decoding drafts with the model itself; drop `assistant_model`.")
     extra = bound.pop("kwargs", {})
     bound.pop("self")
-    # generate() puts the prompt into a streamer before calling a custom loop but does not pass the streamer on,
-    # so hand it to the loop under its own name.
-    streamer = bound.pop("streamer", None)
-    return _original_generate(self, custom_generate=jacobi.jacobi_decode, jacobi_streamer=streamer, **bound, **extra)
+    return _original_generate(self, **jacobi.route_to_jacobi({**bound, **extra}, self))
 
 
 def enable() -> None:

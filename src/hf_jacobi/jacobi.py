@@ -15,7 +15,7 @@ import inspect
 from dataclasses import dataclass
 
 import torch
-from transformers import GenerationConfig, GenerationMixin
+from transformers import GenerationConfig, GenerationMixin, StoppingCriteriaList, StopStringCriteria
 from transformers.generation.utils import GenerateDecoderOnlyOutput
 
 #: Jacobi settings read from `generate(...)` kwargs or, failing that, from attributes of the `GenerationConfig`.
@@ -317,12 +317,33 @@ def jacobi_decode(
     )
 
 
+def route_to_jacobi(arguments: dict, model) -> dict:
+    """Rewrite `generate` arguments so that `generate` runs `jacobi_decode` with everything it needs.
+
+    `generate` withholds two things from a `custom_generate` callable: the streamer (it only receives the prompt) and
+    the tokenizer (so `stop_strings` would fail). The streamer is passed under its own name and stop strings are turned
+    into a `StopStringCriteria` here.
+    """
+    arguments = dict(arguments)
+    arguments.pop("generation_mode", None)
+    arguments["jacobi_streamer"] = arguments.pop("streamer", None)
+    tokenizer = arguments.pop("tokenizer", None)
+    config = arguments.get("generation_config") or model.generation_config
+    stop_strings = arguments.get("stop_strings") or getattr(config, "stop_strings", None)
+    if stop_strings:
+        if tokenizer is None:
+            raise ValueError("`stop_strings` needs the model's tokenizer: pass `tokenizer=` to generate.")
+        criteria = StoppingCriteriaList(arguments.get("stopping_criteria") or [])
+        criteria.append(StopStringCriteria(tokenizer=tokenizer, stop_strings=stop_strings))
+        arguments["stopping_criteria"], arguments["stop_strings"] = criteria, None
+    arguments["custom_generate"] = jacobi_decode
+    return arguments
+
+
 def generate(model, *args, **kwargs):
     """Entry point of the Hub `custom_generate` layout: runs `generate` with Jacobi decoding as the decoding loop.
 
     `generate` hands a loaded `custom_generate/generate.py` its raw arguments; this forwards them to the standard
     `generate`, which prepares config, processors, stopping criteria and cache, then calls `jacobi_decode`.
     """
-    kwargs.pop("generation_mode", None)
-    streamer = kwargs.pop("streamer", None)
-    return GenerationMixin.generate(model, *args, custom_generate=jacobi_decode, jacobi_streamer=streamer, **kwargs)
+    return GenerationMixin.generate(model, *args, **route_to_jacobi(kwargs, model))
