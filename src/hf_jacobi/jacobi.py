@@ -85,14 +85,16 @@ class JacobiDraft:
         guess = self.guess[:, : length - 1]
         n_fill = length - 1 - guess.shape[1]
         if n_fill > 0:
-            if self.draft_init == "prompt":
-                idx = torch.multinomial(self.prompt_weights, n_fill, replacement=True, generator=self.generator)
-                filler = self.prompt_ids.gather(1, idx.to(self.prompt_ids.device))
-            else:
-                last = guess[:, -1:] if guess.shape[1] else last_tokens[:, None]
-                filler = last.expand(-1, n_fill)
-            guess = torch.cat([guess, filler], dim=1)
+            last = guess[:, -1] if guess.shape[1] else last_tokens
+            guess = torch.cat([guess, self.filler(n_fill, last)], dim=1)
         return torch.cat([last_tokens[:, None], guess], dim=1)
+
+    def filler(self, n_fill: int, last_tokens: torch.LongTensor) -> torch.LongTensor:
+        """`n_fill` initial-guess tokens per row, shape `(batch, n_fill)`."""
+        if self.draft_init == "prompt":
+            idx = torch.multinomial(self.prompt_weights, n_fill, replacement=True, generator=self.generator)
+            return self.prompt_ids.gather(1, idx.to(self.prompt_ids.device))
+        return last_tokens[:, None].expand(-1, n_fill)
 
     def update_candidate_strategy(self, predictions: torch.LongTensor, num_accepted: int) -> None:
         """Keep the predictions past the accepted prefix as the next draft (the Jacobi fixed-point iteration)."""

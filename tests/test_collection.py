@@ -1,0 +1,91 @@
+"""Trajectory collection: the parallel all-blocks iteration equals the one-block-at-a-time Jacobi iteration, the
+fixed points are the greedy continuation, and an interrupted run resumes to the same records."""
+
+import json
+
+import pytest
+import torch
+import transformers
+from conftest import make_tiny_model
+
+from hf_jacobi.collection import CollectConfig, collect_trajectories, load_prompts
+from hf_jacobi.demo import SMOLLM2_GGUF, smollm2_dir
+
+PROMPTS = ["hello world", "write a function that adds two numbers", "sort a list", "x", "print the first ten primes"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    tok = transformers.AutoTokenizer.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF)
+    tok.pad_token = tok.eos_token
+    return tok
+
+
+def wide_model(tokenizer, family="llama"):
+    """A tiny random model with SmolLM2's vocabulary (for the chat template); the family sets the attention kind."""
+    model = make_tiny_model(family)
+    config = model.config
+    config.vocab_size = len(tokenizer)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation=config._attn_implementation)
+    with torch.no_grad():
+        model.get_output_embeddings().weight.mul_(8.0)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model.eval()
+
+
+def naive_iterates(model, context, initial, n):
+    """Jacobi iteration of one block by plain causal forwards over context + draft (no cache, no custom mask)."""
+    steps, current = [initial], initial
+    for _ in range(n):
+        ids = torch.tensor([context + current[:-1]])
+        logits = model(input_ids=ids).logits[0, len(context) - 1 :]
+        current = logits.argmax(-1).tolist()
+        if current == steps[-1]:
+            break
+        steps.append(current)
+    return steps
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral", "gemma2"])
+def test_parallel_iteration_matches_sequential(tokenizer, tmp_path, family):
+    model = wide_model(tokenizer, family)
+    n = 4
+    ds = collect_trajectories(model, tokenizer, PROMPTS[:3], tmp_path, CollectConfig(block_size=n, max_new_tokens=12, batch_size=3),
+                              progress=False)
+    for record in ds:
+        greedy = model.generate(torch.tensor([record["prompt_ids"]]), do_sample=False, max_new_tokens=12,
+                                pad_token_id=tokenizer.pad_token_id)[0, len(record["prompt_ids"]):].tolist()
+        fixed = sum((block[-1] for block in record["trajectory"]), [])
+        assert fixed[: len(greedy)] == greedy
+        context = list(record["prompt_ids"])
+        for block in record["trajectory"]:
+            assert all(len(step) == n for step in block)
+            assert naive_iterates(model, context, block[0], n) == block
+            context += block[-1]
+
+
+def test_resume_gives_same_records(tokenizer, tmp_path):
+    model = wide_model(tokenizer)
+    config = CollectConfig(block_size=4, max_new_tokens=8, batch_size=2)
+    full = collect_trajectories(model, tokenizer, PROMPTS, tmp_path / "full", config, progress=False)
+    assert full is not None and len(full) == len(PROMPTS)
+    part = tmp_path / "part"
+    first = collect_trajectories(model, tokenizer, PROMPTS, part, config, max_chunks=1, progress=False)
+    assert len(first) == 2
+    with open(part / "trajectories.jsonl", "a") as handle:
+        handle.write('{"prompt_index": 2, "chunk": 1, "prompt": "sort')  # a torn write from a killed run
+    resumed = collect_trajectories(model, tokenizer, PROMPTS, part, config, progress=False)
+    assert resumed.to_list() == full.to_list()
+    lines = (part / "trajectories.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["prompt_index"] for line in lines) == list(range(len(PROMPTS)))  # no duplicates
+    with pytest.raises(ValueError, match="other settings"):
+        collect_trajectories(model, tokenizer, PROMPTS, part, CollectConfig(block_size=8), progress=False)
+
+
+def test_load_prompts_errors_name_the_record(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"prompt": "a"}\n{"text": "b"}\n')
+    with pytest.raises(ValueError, match="record 1"):
+        load_prompts(path)
+    assert load_prompts(["a", "b"]) == ["a", "b"]
