@@ -68,6 +68,24 @@ def cmd_bench(args) -> None:
     print(f"written to {out}/results.json, results.md, results.png")
 
 
+def cmd_collect(args) -> None:
+    from hf_jacobi.collection import CollectConfig, collect_trajectories
+    from hf_jacobi.data import stdlib_coding_prompts
+    from hf_jacobi.demo import load_model
+
+    if (args.prompts is None) == (args.stdlib_prompts is None):
+        raise SystemExit("error: pass exactly one of --prompts FILE_OR_DIR and --stdlib-prompts N")
+    prompts = args.prompts if args.prompts is not None else stdlib_coding_prompts(args.stdlib_prompts)
+    model, tokenizer = load_model(jacobi_forcing=args.jacobi_forcing, model=args.model)
+    config = CollectConfig(
+        block_size=args.block_size, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+        draft_init=args.draft_init, seed=args.seed, generate_block_size=args.generate_block_size,
+        model_name=args.model or ("smollm2-jacobi-forcing" if args.jacobi_forcing else "smollm2"),
+    )
+    dataset = collect_trajectories(model, tokenizer, prompts, args.output_dir, config, max_chunks=args.max_chunks)
+    print(f"{0 if dataset is None else len(dataset)} prompts collected in {args.output_dir}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-jacobi", description="Jacobi decoding and Jacobi Forcing for HF models")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-pass-at-1", action="store_true", help="skip running the HumanEval tests")
     bench.add_argument("--output-dir", default="outputs/bench")
     bench.set_defaults(func=cmd_bench)
+    collect = sub.add_parser("collect", help="collect Jacobi trajectories for training (resumable)")
+    _add_model_args(collect)
+    collect.add_argument("--prompts", help="a .jsonl file or dataset folder with a 'prompt' or 'messages' field")
+    collect.add_argument("--stdlib-prompts", type=int, help="use N offline coding prompts built from stdlib docstrings")
+    collect.add_argument("--output-dir", required=True, help="rerun with the same folder to resume")
+    collect.add_argument("--block-size", type=int, default=16)
+    collect.add_argument("--max-new-tokens", type=int, default=256)
+    collect.add_argument("--batch-size", type=int, default=4)
+    collect.add_argument("--draft-init", default="prompt", choices=["prompt", "repeat"])
+    collect.add_argument("--seed", type=int, default=0)
+    collect.add_argument("--generate-block-size", type=int, default=None,
+                         help="block size of the greedy pass (default: --block-size; 1 is fastest for a base model on CPU)")
+    collect.add_argument("--max-chunks", type=int, default=None, help="stop after this many batches (resume later)")
+    collect.set_defaults(func=cmd_collect)
     return parser
 
 

@@ -82,24 +82,25 @@ def _format(tokenizer, prompt: str) -> str:
     return prompt
 
 
-def _block_masks(model, attention_mask, prompt_width, block_size, num_blocks, positions_ctx, positions_draft, dtype):
-    """Additive 4D masks `(batch, 1, T*n, cache_len + T*n)` for the draft forward (eager- and sdpa-safe).
+def _block_masks(model, attention_mask, prompt_width, block_size, num_blocks, start, positions_ctx, positions_draft, dtype):
+    """Additive 4D masks `(batch, 1, T*m, cache_len + T*m)` for a draft forward of offsets `start..n-1` of every block
+    (`m = n - start`); additive so that eager attention is right too.
 
-    Draft block `j` sees the cached real tokens before its context token (slot `prompt_width + j*n - 1`) and itself
-    causally. Models with a sliding window get the window applied on positions; hybrid models get one mask per
-    layer type.
+    Offsets below `start` of every block are exact, so their keys are the cached clean ones: the query at offset `i`
+    of block `j` sees the cached real tokens before slot `prompt_width + j*n - 1 + start` and its own block's fed
+    tokens up to itself. Models with a sliding window get the window applied on positions; hybrid models get one mask
+    per layer type.
     """
     batch, cache_len = attention_mask.shape
-    n, q = block_size, block_size * num_blocks
+    m = block_size - start
     device = attention_mask.device
-    block_of_query = torch.arange(q, device=device) // n
-    offset = torch.arange(q, device=device) % n
-    limit = prompt_width + block_of_query * n - 1  # cache slots < limit are context
+    block_of_query = torch.arange(num_blocks * m, device=device) // m
+    offset = torch.arange(num_blocks * m, device=device) % m
+    limit = prompt_width + block_of_query * block_size - 1 + start  # cache slots < limit are context
     see_cache = (torch.arange(cache_len, device=device)[None, :] < limit[:, None])[None] & attention_mask[:, None, :].bool()
     same_block = block_of_query[:, None] == block_of_query[None, :]
     see_draft = (same_block & (offset[None, :] <= offset[:, None]))[None].expand(batch, -1, -1)
     visible = torch.cat([see_cache, see_draft], dim=-1)
-    key_positions = torch.cat([positions_ctx, positions_draft], dim=-1)
 
     def additive(mask):
         return torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(~mask, torch.finfo(dtype).min)[:, None]
@@ -107,6 +108,7 @@ def _block_masks(model, attention_mask, prompt_width, block_size, num_blocks, po
     window = getattr(model.config, "sliding_window", None)
     if not window:
         return additive(visible)
+    key_positions = torch.cat([positions_ctx, positions_draft], dim=-1)
     in_window = (positions_draft[:, :, None] - key_positions[:, None, :]) < window
     layer_types = getattr(model.config, "layer_types", None)
     if layer_types and len(set(layer_types)) > 1:
@@ -117,6 +119,10 @@ def _block_masks(model, attention_mask, prompt_width, block_size, num_blocks, po
 @torch.no_grad()
 def jacobi_trajectories(model, sequences, attention_mask, prompt_width, block_size, num_blocks, draft, eos_token_id):
     """Phase 2 for one batch: every block's Jacobi iterates, from the initial draft to the fixed point.
+
+    Each iteration feeds only the offsets from the shortest exact prefix among unconverged blocks on: the exact part
+    of every draft equals the clean tokens already in the cache, so it need not be recomputed (about half the work
+    for a base model, whose prefixes grow by about one token per iteration).
 
     Args:
         sequences (`torch.LongTensor` of shape `(batch, prompt_width + num_blocks * block_size)`): left-padded prompts
@@ -136,9 +142,11 @@ def jacobi_trajectories(model, sequences, attention_mask, prompt_width, block_si
     clean = sequences[:, prompt_width:].reshape(batch, T, n)
     # Valid targets: up to and including the first EOS; later tokens are padding.
     gen = sequences[:, prompt_width:]
-    is_eos = torch.isin(gen, torch.tensor(eos_token_id, device=device)) if eos_token_id is not None else torch.zeros_like(gen, dtype=torch.bool)
-    valid = (is_eos.long().cumsum(-1) - is_eos.long()) == 0
-    valid = valid.reshape(batch, T, n)
+    if eos_token_id is not None:
+        is_eos = torch.isin(gen, torch.tensor(eos_token_id, device=device)).long()
+    else:
+        is_eos = torch.zeros_like(gen)
+    valid = ((is_eos.cumsum(-1) - is_eos) == 0).reshape(batch, T, n)
     block_used = valid[:, :, 0]
 
     positions_all = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -146,22 +154,24 @@ def jacobi_trajectories(model, sequences, attention_mask, prompt_width, block_si
     cache = DynamicCache()
     model(input_ids=sequences, attention_mask=attention_mask, position_ids=positions_all, cache=cache, use_cache=True)
     context_tokens = sequences[:, prompt_width - 1 : prompt_width - 1 + T * n : n]  # (batch, T): token before c_j
-    draft_positions = (positions_all[:, prompt_width - 1 : prompt_width - 1 + T * n : n, None]
-                       + torch.arange(n, device=device)).reshape(batch, T * n)
-    masks = _block_masks(model, attention_mask, prompt_width, n, T, positions_all, draft_positions,
-                         model.dtype if model.dtype.is_floating_point else torch.float32)
+    positions_fed = positions_all[:, prompt_width - 1 : prompt_width - 1 + T * n : n, None] + torch.arange(n, device=device)
+    dtype = model.dtype if model.dtype.is_floating_point else torch.float32
 
     current = draft.filler(T * n, sequences[:, -1]).reshape(batch, T, n)
     iterates = [current]
     for _ in range(n):
-        done = ((current == clean) | ~valid).all(-1)
+        right = (current == clean) | ~valid
+        done = right.all(-1)
         if done.all():
             break
-        fed = torch.cat([context_tokens[:, :, None], current[:, :, :-1]], dim=-1)  # (batch, T, n)
-        out = model(input_ids=fed.reshape(batch, T * n), attention_mask=masks, position_ids=draft_positions,
-                    cache=cache, use_cache=True)
-        cache.crop(-T * n)
-        predictions = out.logits.argmax(-1).reshape(batch, T, n)
+        start = int(right.long().cumprod(-1).sum(-1)[~done].min())  # shortest exact prefix still iterating
+        fed = torch.cat([context_tokens[:, :, None], current[:, :, :-1]], dim=-1)[:, :, start:]
+        positions = positions_fed[:, :, start:].reshape(batch, -1)
+        masks = _block_masks(model, attention_mask, prompt_width, n, T, start, positions_all, positions, dtype)
+        out = model(input_ids=fed.reshape(batch, -1), attention_mask=masks, position_ids=positions, cache=cache,
+                    use_cache=True)
+        cache.crop(-fed[0].numel())
+        predictions = torch.cat([clean[:, :, :start], out.logits.argmax(-1).reshape(batch, T, n - start)], dim=-1)
         current = torch.where(done[:, :, None], current, predictions)  # converged blocks stay put
         iterates.append(current)
         del out
