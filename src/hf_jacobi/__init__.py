@@ -11,7 +11,33 @@ __version__ = "0.1.0"
 
 enable()
 
+# The training side imports TRL (about a second): load it on first use only.
+_TRAINING = (
+    "JacobiForcingCollator",
+    "JacobiForcingConfig",
+    "JacobiForcingTrainer",
+    "pack_trajectories",
+)
+
+
+def __getattr__(name):
+    if name in _TRAINING:
+        from . import training
+
+        return getattr(training, name)
+    if name in ("collect_trajectories", "CollectConfig"):
+        from . import collection
+
+        return getattr(collection, name)
+    raise AttributeError(f"module 'hf_jacobi' has no attribute {name!r}")
+
 __all__ = [
+    "CollectConfig",
+    "JacobiForcingCollator",
+    "JacobiForcingConfig",
+    "JacobiForcingTrainer",
+    "collect_trajectories",
+    "pack_trajectories",
     "JacobiDraft",
     "JacobiGenerateOutput",
     "accept_length",

@@ -1,0 +1,137 @@
+"""Configuration of the [`JacobiForcingTrainer`]."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from trl import SFTConfig
+
+from .collator import MASK_CONTEXTS
+from .packing import NOISE_SCHEDULES
+
+
+@dataclass
+class JacobiForcingConfig(SFTConfig):
+    r"""
+    Configuration class for the [`JacobiForcingTrainer`].
+
+    Extends [`~trl.SFTConfig`] with the parameters of Jacobi Forcing (progressive consistency distillation on the
+    model's own Jacobi trajectories). Using [`~transformers.HfArgumentParser`] this class turns into command-line
+    arguments.
+
+    Parameters:
+        > Parameters that control the blocks and the attention mask
+
+        block_size (`int` or `None`, *optional*, defaults to `None`):
+            Block size `n` of the training data. Data of another block size is refused with an error naming the
+            record (a curriculum trains each block size as its own stage). `None` reads it from the data.
+        mask_context (`str`, *optional*, defaults to `"noisy"`):
+            Context of a noisy block in the attention mask: the earlier noisy blocks (`"noisy"`, the reference
+            default, matching multi-block decoding, which drafts on unverified tokens) or the earlier clean blocks
+            (`"clean"`).
+
+        > Parameters that control the losses
+
+        ar_loss_weight (`float`, *optional*, defaults to `10.0`):
+            Weight of the next-token loss along the clean sequence (the reference uses 10). Total loss =
+            `ar_loss_weight * ar_loss + consistency_loss`.
+        consistency_temperature (`float`, *optional*, defaults to `1.0`):
+            Temperature of the consistency (distillation) loss; the loss is scaled by `temperature**2`.
+        ar_loss_on_prompt (`bool`, *optional*, defaults to `True`):
+            Whether the AR loss also predicts the prompt tokens, as the reference does.
+
+        > Parameters that control packing (used when the trainer is given raw trajectory records)
+
+        noise_schedule (`str`, *optional*, defaults to `"progressive"`):
+            How the noisy iterate of each block is chosen: `"progressive"` (block `j` targets
+            `linspace(min_noise_ratio, max_noise_ratio, noise_window)[j % noise_window]`) or `"random"`.
+        noise_window (`int`, *optional*, defaults to `16`):
+            Window of the progressive schedule.
+        min_noise_ratio (`float`, *optional*, defaults to `0.0`):
+            Lowest target noise ratio.
+        max_noise_ratio (`float`, *optional*, defaults to `1.0`):
+            Highest target noise ratio.
+        max_blocks (`int` or `None`, *optional*, defaults to `None`):
+            Keep at most this many blocks per record.
+
+        > Parameters that control the model card
+
+        measured_tpf (`float` or `None`, *optional*, defaults to `None`):
+            Tokens per forward measured with Jacobi decoding on the trained model, written into the model card. Set it
+            after measuring (`trainer.args.measured_tpf = ...`) and save again; `None` writes "not measured".
+
+        > Parameters whose defaults differ from [`~trl.SFTConfig`]
+
+        remove_unused_columns (`bool`, *optional*, defaults to `False`):
+            The collator needs the packed columns, which are not model inputs.
+        dataset_kwargs (`dict[str, Any]`, *optional*, defaults to `{"skip_prepare_dataset": True}`):
+            Packed data is already token ids; SFT preparation (tokenization, truncation) must not touch it.
+        max_length (`int` or `None`, *optional*, defaults to `None`):
+            Limit on the packed length `P + 2*T*n`. Longer records raise an error naming the record; they are never
+            truncated, which would cut a noisy/clean pair. Positions are always checked against the model's
+            `max_position_embeddings`.
+    """
+
+    block_size: int | None = field(
+        default=None,
+        metadata={"help": "Block size n of the training data; None reads it from the data."},
+    )
+    mask_context: str = field(
+        default="noisy",
+        metadata={"help": "Context of noisy blocks in the mask.", "choices": list(MASK_CONTEXTS)},
+    )
+    ar_loss_weight: float = field(
+        default=10.0,
+        metadata={"help": "Weight of the next-token loss along the clean sequence."},
+    )
+    consistency_temperature: float = field(
+        default=1.0,
+        metadata={"help": "Temperature of the consistency loss (scaled by temperature**2)."},
+    )
+    ar_loss_on_prompt: bool = field(
+        default=True,
+        metadata={"help": "Whether the AR loss also predicts the prompt tokens."},
+    )
+    noise_schedule: str = field(
+        default="progressive",
+        metadata={"help": "How noisy iterates are chosen when packing.", "choices": list(NOISE_SCHEDULES)},
+    )
+    noise_window: int = field(default=16, metadata={"help": "Window of the progressive noise schedule."})
+    min_noise_ratio: float = field(default=0.0, metadata={"help": "Lowest target noise ratio."})
+    max_noise_ratio: float = field(default=1.0, metadata={"help": "Highest target noise ratio."})
+    max_blocks: int | None = field(default=None, metadata={"help": "Keep at most this many blocks per record."})
+    measured_tpf: float | None = field(
+        default=None,
+        metadata={"help": "Measured tokens per forward, for the model card; None writes 'not measured'."},
+    )
+
+    # Overridden defaults of SFTConfig
+    remove_unused_columns: bool = field(
+        default=False,
+        metadata={"help": "Keep the packed columns: the collator needs them."},
+    )
+    dataset_kwargs: dict[str, Any] | str | None = field(
+        default_factory=lambda: {"skip_prepare_dataset": True},
+        metadata={"help": "Packed data is already token ids, so SFT dataset preparation is skipped."},
+    )
+    max_length: int | None = field(
+        default=None,
+        metadata={"help": "Limit on the packed length; longer records raise instead of being truncated."},
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.block_size is not None and self.block_size < 1:
+            raise ValueError(f"`block_size` must be >= 1, got {self.block_size}.")
+        if self.mask_context not in MASK_CONTEXTS:
+            raise ValueError(f"`mask_context` must be one of {MASK_CONTEXTS}, got {self.mask_context!r}.")
+        if self.noise_schedule not in NOISE_SCHEDULES:
+            raise ValueError(f"`noise_schedule` must be one of {NOISE_SCHEDULES}, got {self.noise_schedule!r}.")
+        if self.consistency_temperature <= 0:
+            raise ValueError(f"`consistency_temperature` must be > 0, got {self.consistency_temperature}.")
+        if isinstance(self.dataset_kwargs, dict) and not self.dataset_kwargs.get("skip_prepare_dataset", False):
+            raise ValueError(
+                "JacobiForcingConfig needs `dataset_kwargs={'skip_prepare_dataset': True}`: packed Jacobi data is "
+                "already token ids, and SFT preparation would tokenize or truncate it."
+            )

@@ -1,0 +1,69 @@
+"""Jacobi Forcing losses (spec section 3.6) as pure functions on tensors.
+
+Total loss = `ar_weight * ar_loss + consistency_loss`; the trainer computes both from one packed forward.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+
+
+def ar_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy along the clean sequence, averaged over the counted targets.
+
+    Args:
+        logits (`torch.Tensor` of shape `[B, S, V]`): logits of the packed forward.
+        labels (`torch.LongTensor` of shape `[B, S]`): target of the logits at each position, already shifted
+            (`shift_labels` from [`JacobiForcingCollator`]), -100 where there is none.
+
+    Returns:
+        Scalar tensor; 0 (still attached to the graph) when nothing is counted.
+    """
+    counted = labels != IGNORE_INDEX
+    # Select first so that the float32 upcast only touches counted positions
+    selected = logits[counted].float()  # [N, V]
+    loss = F.cross_entropy(selected, labels[counted], reduction="sum")
+    return loss / counted.sum().clamp(min=1)
+
+
+def consistency_loss(
+    noisy_logits: torch.Tensor,
+    clean_logits: torch.Tensor,
+    mask: torch.Tensor,
+    temperature: float = 1.0,
+    num_blocks: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Distill the clean-block predictions (teacher, detached) into the noisy-block predictions (student).
+
+    The reference uses the soft cross-entropy `-sum(p_teacher * log p_student)`. This computes
+    `KL(p_teacher || p_student)` instead: it is that cross-entropy minus the teacher's entropy, which does not depend
+    on the student, so the gradient is the same, but it is exactly 0 when the student matches the teacher (the soft
+    cross-entropy would report the teacher's entropy there, which reads like an unconverged loss).
+
+    Per counted position, the divergence is computed at `temperature`, multiplied by `temperature**2` (so the
+    gradient scale does not depend on the temperature) and divided by its example's number of blocks `T`; the loss
+    is the mean over counted positions. Dividing by each example's own `T` (the reference divides by the batch's
+    total) keeps the loss independent of the batch size.
+
+    Args:
+        noisy_logits (`torch.Tensor` of shape `[B, L, V]`): student logits at the noisy block positions.
+        clean_logits (`torch.Tensor` of shape `[B, L, V]`): teacher logits at the matching clean positions.
+        mask (`torch.BoolTensor` of shape `[B, L]`): positions that count.
+        temperature (`float`, *optional*, defaults to `1.0`): distillation temperature.
+        num_blocks (`torch.LongTensor` of shape `[B]`, *optional*): `T` per example; `None` divides by 1.
+
+    Returns:
+        Scalar tensor; exactly 0 (still attached to the graph) when nothing is counted.
+    """
+    student = noisy_logits[mask].float() / temperature  # [N, V]
+    teacher = clean_logits[mask].detach().float() / temperature  # [N, V]
+    teacher_log_probs = F.log_softmax(teacher, dim=-1)
+    student_log_probs = F.log_softmax(student, dim=-1)
+    per_position = (teacher_log_probs.exp() * (teacher_log_probs - student_log_probs)).sum(dim=-1)  # [N]
+    if num_blocks is not None:
+        blocks = num_blocks.to(per_position.device)[:, None].expand_as(mask)[mask]  # [N]
+        per_position = per_position / blocks.clamp(min=1)
+    return per_position.sum() * (temperature**2) / mask.sum().clamp(min=1)

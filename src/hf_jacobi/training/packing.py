@@ -1,0 +1,304 @@
+"""Noise schedule and packing: turn Jacobi trajectories into (noisy block, clean block) pairs.
+
+A trajectory record, as written by trajectory collection, holds:
+
+- `prompt_ids` (`list[int]`): the prompt.
+- `trajectory` (`list[list[list[int]]]`): for each block `j` (the `n` positions after the prompt and the earlier
+  blocks), the Jacobi iterates `s_j^0 .. s_j^m`, each `n` token ids. The last iterate is the fixed point, i.e. the
+  clean block `c_j` (the greedy continuation).
+
+Packing keeps one iterate per block as its noisy block `k_j`, chosen by a noise schedule (spec section 3.3), and the
+fixed point as its clean block. Nothing here fixes `n`: a curriculum (n=16, then 32, then 64) packs each stage's
+trajectories with its own block size, and records of another block size are refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from datasets import Dataset, Features, Value
+from datasets import Sequence as SequenceFeature
+
+NOISE_SCHEDULES = ("progressive", "random")
+
+# Packing parameters travel with the packed dataset (in `Dataset.info.description`) so that the trainer can write
+# the schedule that was actually used into the model card.
+_PACKING_INFO_PREFIX = "hf_jacobi packing: "
+
+PACKED_FEATURES = Features(
+    {
+        "prompt_ids": SequenceFeature(Value("int64")),
+        "noisy_blocks": SequenceFeature(SequenceFeature(Value("int64"))),
+        "clean_blocks": SequenceFeature(SequenceFeature(Value("int64"))),
+        "noise_ratios": SequenceFeature(Value("float32")),
+        "record_index": Value("int64"),
+    }
+)
+
+
+def noise_ratio(draft: Sequence[int], fixed_point: Sequence[int]) -> float:
+    """Fraction of the block that is not yet converged: `(n - first index where draft != fixed point) / n`.
+
+    The fixed point itself has ratio 0; a draft that is wrong from its first token has ratio 1.
+    """
+    n = len(fixed_point)
+    for i, (a, b) in enumerate(zip(draft, fixed_point)):
+        if a != b:
+            return (n - i) / n
+    return 0.0
+
+
+def noise_schedule(window: int, min_ratio: float = 0.0, max_ratio: float = 1.0) -> np.ndarray:
+    """Progressive schedule: `linspace(min_ratio, max_ratio, window)`; block `j` targets `schedule[j % window]`.
+
+    Returns a float64 array of shape `[window]`.
+    """
+    if window < 1:
+        raise ValueError(f"`window` must be >= 1, got {window}.")
+    return np.linspace(min_ratio, max_ratio, window)
+
+
+def select_iterate(ratios: Sequence[float], target: float) -> int:
+    """Index of the iterate whose noise ratio is nearest to `target`.
+
+    Ties go to the earliest iterate: Jacobi iterates converge left to right, so among equally near drafts the
+    earliest is the one the model saw first during decoding.
+    """
+    distances = [abs(r - target) for r in ratios]
+    return int(np.argmin(distances))  # argmin returns the first minimum
+
+
+def _record_block_size(trajectory: Any) -> int | None:
+    """Length of the first iterate of the first block, or None when the record has no such iterate."""
+    try:
+        return len(trajectory[0][-1])
+    except (IndexError, TypeError):
+        return None
+
+
+def _validate_record(index: int, record: Mapping[str, Any], block_size: int) -> None:
+    prompt = record.get("prompt_ids")
+    trajectory = record.get("trajectory")
+    if prompt is None or trajectory is None:
+        raise ValueError(f"Record {index}: expected fields 'prompt_ids' and 'trajectory', got {sorted(record)}.")
+    if len(prompt) == 0:
+        raise ValueError(f"Record {index}: 'prompt_ids' is empty; Jacobi blocks continue a non-empty prompt.")
+    if len(trajectory) == 0:
+        raise ValueError(f"Record {index}: 'trajectory' is empty (no blocks).")
+    if record.get("block_size") not in (None, block_size):  # trajectory collection records its block size
+        raise ValueError(
+            f"Record {index}: collected with block_size={record['block_size']}, expected {block_size}. "
+            "Trajectories of another block size belong to another curriculum stage: pack them separately."
+        )
+    for j, iterates in enumerate(trajectory):
+        if len(iterates) == 0:
+            raise ValueError(f"Record {index}, block {j}: no Jacobi iterates (need at least the fixed point).")
+        for t, draft in enumerate(iterates):
+            if len(draft) != block_size:
+                raise ValueError(
+                    f"Record {index}, block {j}, iterate {t}: has {len(draft)} tokens, expected block_size="
+                    f"{block_size}. Trajectories collected at another block size belong to another curriculum "
+                    "stage: pack them separately with their own block_size."
+                )
+
+
+def pack_trajectories(
+    records: Dataset | Iterable[Mapping[str, Any]],
+    block_size: int | None = None,
+    strategy: str = "progressive",
+    window: int = 16,
+    min_ratio: float = 0.0,
+    max_ratio: float = 1.0,
+    seed: int = 0,
+    max_blocks: int | None = None,
+    eos_token_id: int | Sequence[int] | None = None,
+) -> Dataset:
+    """Pick one noisy iterate per block and return a packed dataset ready for [`JacobiForcingCollator`].
+
+    Args:
+        records (`datasets.Dataset` or iterable of dicts):
+            Trajectory records with `prompt_ids` and `trajectory` (see module docstring).
+        block_size (`int`, *optional*):
+            Expected block size `n`. When `None`, it is read from the first record and every other record must
+            match it.
+        strategy (`str`, *optional*, defaults to `"progressive"`):
+            `"progressive"`: block `j` targets `linspace(min_ratio, max_ratio, window)[j % window]`. `"random"`: each
+            block targets a ratio drawn uniformly from `[min_ratio, max_ratio]`, from an RNG seeded by
+            `(seed, record index)` so the result does not depend on processing order.
+        window (`int`, *optional*, defaults to `16`):
+            Window size of the progressive schedule.
+        min_ratio, max_ratio (`float`, *optional*, defaults to `0.0` and `1.0`):
+            Range of target noise ratios.
+        seed (`int`, *optional*, defaults to `0`):
+            Seed of the `"random"` strategy.
+        max_blocks (`int`, *optional*):
+            Keep at most this many blocks per record (the first ones).
+        eos_token_id (`int` or `list[int]`, *optional*):
+            If given, blocks that start after the first EOS of the clean continuation are dropped: the collator
+            would ignore them anyway, so they only cost compute.
+
+    Returns:
+        `datasets.Dataset` with one row per record: `prompt_ids` (`list[int]`), `noisy_blocks` and `clean_blocks`
+        (`list[list[int]]`, `T` blocks of `n` ids each), `noise_ratios` (`list[float]`, the ratio of each chosen
+        noisy block) and `record_index` (`int`, the row of the source record, used in error messages).
+    """
+    if strategy not in NOISE_SCHEDULES:
+        raise ValueError(f"Unknown noise strategy {strategy!r}; expected one of {NOISE_SCHEDULES}.")
+    if not 0.0 <= min_ratio <= max_ratio <= 1.0:
+        raise ValueError(f"Need 0 <= min_ratio <= max_ratio <= 1, got min_ratio={min_ratio}, max_ratio={max_ratio}.")
+    if max_blocks is not None and max_blocks < 1:
+        raise ValueError(f"`max_blocks` must be >= 1 or None, got {max_blocks}.")
+    if block_size is not None and block_size < 1:
+        raise ValueError(f"`block_size` must be >= 1, got {block_size}.")
+    schedule = noise_schedule(window, min_ratio, max_ratio)
+    eos_ids = set() if eos_token_id is None else {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id)
+
+    if not isinstance(records, Dataset):
+        records = list(records)
+        if not records:
+            raise ValueError("No trajectory records to pack.")
+    elif len(records) == 0:
+        raise ValueError("No trajectory records to pack.")
+    if block_size is None:
+        block_size = _record_block_size(records[0]["trajectory"])
+        if block_size is None or block_size == 0:
+            raise ValueError("Record 0: cannot read the block size from an empty trajectory.")
+
+    def pack_one(record: Mapping[str, Any], index: int) -> dict[str, Any]:
+        _validate_record(index, record, block_size)
+        trajectory = record["trajectory"]
+        if max_blocks is not None:
+            trajectory = trajectory[:max_blocks]
+        if eos_ids:
+            for j, iterates in enumerate(trajectory):
+                if eos_ids.intersection(iterates[-1]):
+                    trajectory = trajectory[: j + 1]
+                    break
+        if strategy == "progressive":
+            targets = [schedule[j % window] for j in range(len(trajectory))]
+        else:
+            rng = np.random.default_rng([seed, index])
+            targets = rng.uniform(min_ratio, max_ratio, size=len(trajectory)).tolist()
+        noisy, clean, ratios = [], [], []
+        for iterates, target in zip(trajectory, targets):
+            fixed_point = list(iterates[-1])
+            iterate_ratios = [noise_ratio(draft, fixed_point) for draft in iterates]
+            chosen = select_iterate(iterate_ratios, target)
+            noisy.append(list(iterates[chosen]))
+            clean.append(fixed_point)
+            ratios.append(iterate_ratios[chosen])
+        return {
+            "prompt_ids": list(record["prompt_ids"]),
+            "noisy_blocks": noisy,
+            "clean_blocks": clean,
+            "noise_ratios": ratios,
+            "record_index": index,
+        }
+
+    if isinstance(records, Dataset):
+        packed = records.map(
+            pack_one, with_indices=True, remove_columns=records.column_names, features=PACKED_FEATURES
+        )
+    else:
+        packed = Dataset.from_list([pack_one(r, i) for i, r in enumerate(records)], features=PACKED_FEATURES)
+    packed.info.description = _PACKING_INFO_PREFIX + json.dumps(
+        {
+            "block_size": block_size,
+            "strategy": strategy,
+            "window": window if strategy == "progressive" else None,
+            "min_ratio": min_ratio,
+            "max_ratio": max_ratio,
+            "seed": seed if strategy == "random" else None,
+            "max_blocks": max_blocks,
+        }
+    )
+    return packed
+
+
+def packing_info(dataset: Any) -> dict[str, Any] | None:
+    """Packing parameters recorded by [`pack_trajectories`] on `dataset`, or None if it carries none."""
+    description = getattr(getattr(dataset, "info", None), "description", None) or ""
+    if not description.startswith(_PACKING_INFO_PREFIX):
+        return None
+    return json.loads(description[len(_PACKING_INFO_PREFIX) :])
+
+
+def validate_packed_dataset(
+    dataset: Dataset,
+    block_size: int | None = None,
+    max_positions: int | None = None,
+    max_length: int | None = None,
+    batch_size: int = 1024,
+) -> int:
+    """Check every packed record before training starts; return the block size.
+
+    Reads only list lengths (Arrow, batched), so it is cheap even for large datasets. Errors name the record.
+
+    Args:
+        dataset (`datasets.Dataset`): output of [`pack_trajectories`] (or the same columns).
+        block_size (`int`, *optional*): expected `n`; inferred from the first block when `None`.
+        max_positions (`int`, *optional*): the model's `max_position_embeddings`; position ids run up to
+            `P + T * n - 1`.
+        max_length (`int`, *optional*): limit on the packed length `P + 2 * T * n`.
+    """
+    import pyarrow.compute as pc
+
+    missing = {"prompt_ids", "noisy_blocks", "clean_blocks"} - set(dataset.column_names)
+    if missing:
+        raise ValueError(
+            f"The dataset lacks the packed columns {sorted(missing)}. Pack trajectory records with "
+            "`pack_trajectories` first (or pass them to the trainer, which packs them)."
+        )
+    has_record_index = "record_index" in dataset.column_names
+    columns = ["prompt_ids", "noisy_blocks", "clean_blocks"] + (["record_index"] if has_record_index else [])
+    offset = 0
+    for table in dataset.select_columns(columns).with_format("arrow").iter(batch_size=batch_size):
+        rows = table.num_rows
+        names = table.column("record_index").to_pylist() if has_record_index else range(offset, offset + rows)
+        prompt_len = pc.list_value_length(table.column("prompt_ids")).to_numpy(zero_copy_only=False)
+        num_blocks = {}
+        for col in ("noisy_blocks", "clean_blocks"):
+            blocks = table.column(col).combine_chunks()
+            num_blocks[col] = pc.list_value_length(blocks).to_numpy(zero_copy_only=False)
+            inner = pc.list_flatten(blocks)
+            lengths = pc.list_value_length(inner).to_numpy(zero_copy_only=False)
+            parents = pc.list_parent_indices(blocks).to_numpy(zero_copy_only=False)
+            if block_size is None and len(lengths):
+                block_size = int(lengths[0])
+            bad = np.flatnonzero(lengths != block_size)
+            if len(bad):
+                row = int(parents[bad[0]])
+                raise ValueError(
+                    f"Record {names[row]}: a block in '{col}' has {int(lengths[bad[0]])} tokens but the block size "
+                    f"is {block_size}. Data packed at another block size (another curriculum stage) needs a "
+                    "matching `block_size` in the config."
+                )
+        for row in range(rows):
+            t_noisy, t_clean = int(num_blocks["noisy_blocks"][row]), int(num_blocks["clean_blocks"][row])
+            if t_noisy != t_clean or t_noisy == 0:
+                raise ValueError(
+                    f"Record {names[row]}: needs the same, non-zero number of noisy and clean blocks, got "
+                    f"{t_noisy} and {t_clean}."
+                )
+            if prompt_len[row] == 0:
+                raise ValueError(f"Record {names[row]}: 'prompt_ids' is empty.")
+            positions = int(prompt_len[row]) + t_clean * block_size
+            if max_positions is not None and positions > max_positions:
+                raise ValueError(
+                    f"Record {names[row]}: prompt ({int(prompt_len[row])}) + {t_clean} blocks of {block_size} needs "
+                    f"{positions} positions but the model has max_position_embeddings={max_positions}. Use a "
+                    "shorter prompt or fewer blocks (`max_blocks` in `pack_trajectories`)."
+                )
+            length = int(prompt_len[row]) + 2 * t_clean * block_size
+            if max_length is not None and length > max_length:
+                raise ValueError(
+                    f"Record {names[row]}: packed length {length} exceeds max_length={max_length}; packed sequences "
+                    "are never truncated (that would cut a noisy/clean pair). Raise `max_length` or use fewer blocks."
+                )
+        offset += rows
+    if block_size is None:
+        raise ValueError("The dataset has no blocks.")
+    return block_size

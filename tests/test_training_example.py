@@ -1,0 +1,55 @@
+"""The example training script runs end to end on a tiny local model (offline), with and without LoRA."""
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import pytest
+from training_helpers import (  # noqa: F401
+    one_torch_thread,
+    random_trajectory_records,
+    tiny_model,
+    tiny_tokenizer,
+)
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_jacobi_forcing.py"
+
+
+def load_example():
+    spec = importlib.util.spec_from_file_location("train_jacobi_forcing", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_example_script(tmp_path, lora):
+    model_dir = tmp_path / "model"
+    tiny_model("qwen2").save_pretrained(model_dir)
+    tiny_tokenizer().save_pretrained(model_dir)
+    data = tmp_path / "trajectories.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in random_trajectory_records(4, block_size=4, num_blocks=2)))
+    argv = [
+        "--model", str(model_dir), "--trajectories", str(data), "--output-dir", str(tmp_path / "out"),
+        "--block-size", "4", "--noise-window", "2", "--max-steps", "2", "--batch-size", "2", "--learning-rate", "1e-3",
+    ] + (["--lora", "--lora-r", "2"] if lora else [])  # fmt: skip
+    trainer = load_example().main(argv)
+    assert trainer.state.global_step == 2
+    out = tmp_path / "out"
+    assert (out / ("adapter_model.safetensors" if lora else "model.safetensors")).exists()
+    assert "| Block size `n` | 4 |" in (out / "README.md").read_text()
+
+
+def test_benchmark_script_runs(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("bench_training_step", EXAMPLE.parent / "bench_training_step.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tiny_model("llama").save_pretrained(tmp_path / "model")
+    argv = ["--model", str(tmp_path / "model"), "--block-size", "4", "--num-blocks", "2", "--prompt-len", "8"]
+    median = module.main([*argv, "--steps", "1", "--warmup", "1", "--device", "cpu", "--no-memory"])
+    assert set(median) == {"jacobi", "plain"}
+    assert "tokens/s" in capsys.readouterr().out

@@ -1,0 +1,99 @@
+"""Noise schedule and packing of Jacobi trajectories."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import pytest
+from datasets import Dataset
+from training_helpers import random_trajectory_records
+
+from hf_jacobi.training import noise_ratio, pack_trajectories, packing_info, validate_packed_dataset
+
+
+def block(fixed):
+    """Iterates of one n=4 block, with noise ratios 1.0, 0.75, 0.25, 0.0."""
+    a, b, c, d = fixed
+    return [[99, 99, 99, 99], [a, 99, 99, 99], [a, b, c, 99], [a, b, c, d]]
+
+
+def record(num_blocks=6):
+    trajectory = [block([10 * j + 1, 10 * j + 2, 10 * j + 3, 10 * j + 4]) for j in range(num_blocks)]
+    return {"prompt_ids": [5, 6], "trajectory": trajectory}
+
+
+def test_noise_ratio():
+    fixed = [1, 2, 3, 4]
+    assert [noise_ratio(d, fixed) for d in block(fixed)] == [1.0, 0.75, 0.25, 0.0]
+
+
+def test_progressive_schedule_picks_nearest_iterates():
+    packed = pack_trajectories([record()], block_size=4, window=4)  # schedule 0, 1/3, 2/3, 1
+    row = packed[0]
+    assert row["prompt_ids"] == [5, 6]
+    # targets per block: 0, 1/3, 2/3, 1, 0, 1/3 -> iterates 3, 2, 1, 0, 3, 2
+    expected = [3, 2, 1, 0, 3, 2]
+    assert row["noisy_blocks"] == [record()["trajectory"][j][t] for j, t in enumerate(expected)]
+    assert row["clean_blocks"] == [record()["trajectory"][j][-1] for j in range(6)]
+    assert row["noise_ratios"] == pytest.approx([0.0, 0.25, 0.75, 1.0, 0.0, 0.25])
+    assert row["record_index"] == 0
+    info = packing_info(packed)
+    assert info["strategy"] == "progressive" and info["window"] == 4 and info["block_size"] == 4
+
+
+def test_ties_go_to_the_earliest_iterate():
+    # window 3: schedule 0, 0.5, 1; target 0.5 is as near to 0.75 (iterate 1) as to 0.25 (iterate 2)
+    packed = pack_trajectories([record(2)], block_size=4, window=3)
+    assert packed[0]["noise_ratios"] == pytest.approx([0.0, 0.75])
+
+
+def test_random_strategy_is_reproducible():
+    records = random_trajectory_records(4, block_size=8, num_blocks=6)
+    first = pack_trajectories(records, strategy="random", seed=3)
+    again = pack_trajectories(Dataset.from_list(records), strategy="random", seed=3)  # Dataset input, same result
+    other = pack_trajectories(records, strategy="random", seed=4)
+    assert first.to_list() == again.to_list()
+    assert first["noise_ratios"] != other["noise_ratios"]
+    assert packing_info(first)["strategy"] == "random"
+
+
+def test_range_max_blocks_and_eos():
+    packed = pack_trajectories([record()], window=2, min_ratio=0.7, max_ratio=0.8, max_blocks=3)
+    assert packed[0]["noise_ratios"] == pytest.approx([0.75, 0.75, 0.75])
+    # EOS = 22 is in block 2's fixed point: later blocks are dropped
+    packed = pack_trajectories([record()], eos_token_id=22)
+    assert len(packed[0]["clean_blocks"]) == 3
+
+
+def test_bad_records_name_the_record():
+    bad_iterate = record()
+    bad_iterate["trajectory"][2][1] = [1, 2, 3]
+    with pytest.raises(ValueError, match=r"Record 1, block 2, iterate 1: has 3 tokens, expected block_size=4"):
+        pack_trajectories([record(), bad_iterate])
+    with pytest.raises(ValueError, match=r"Record 0, block 0, iterate 0: has 4 tokens, expected block_size=8.*stage"):
+        pack_trajectories([record()], block_size=8)
+    with pytest.raises(ValueError, match=r"Record 1: 'trajectory' is empty"):
+        pack_trajectories([record(), {"prompt_ids": [1], "trajectory": []}])
+    with pytest.raises(ValueError, match=r"Record 1, block 0: no Jacobi iterates"):
+        pack_trajectories([record(), {"prompt_ids": [1], "trajectory": [[]]}])
+    with pytest.raises(ValueError, match=r"Record 0: 'prompt_ids' is empty"):
+        pack_trajectories([{"prompt_ids": [], "trajectory": record()["trajectory"]}])
+    with pytest.raises(ValueError, match=r"Record 0: collected with block_size=8, expected 4"):
+        pack_trajectories([dict(record(), block_size=8)], block_size=4)
+    with pytest.raises(ValueError, match=r"Unknown noise strategy"):
+        pack_trajectories([record()], strategy="linear")
+
+
+def test_validate_packed_dataset():
+    packed = pack_trajectories(random_trajectory_records(3, block_size=4, num_blocks=2))
+    assert validate_packed_dataset(packed) == 4
+    with pytest.raises(ValueError, match=r"Record 0: a block in 'noisy_blocks' has 4 tokens but the block size is 8"):
+        validate_packed_dataset(packed, block_size=8)
+    # record 2 has the longest prompt (5) -> 5 + 2 * 4 = 13 positions
+    with pytest.raises(ValueError, match=r"Record 2: prompt \(5\) \+ 2 blocks of 4 needs 13 positions"):
+        validate_packed_dataset(packed, max_positions=12)
+    with pytest.raises(ValueError, match=r"Record 1: packed length 20 exceeds max_length=19"):
+        validate_packed_dataset(packed, max_length=19)
+    with pytest.raises(ValueError, match=r"pack_trajectories"):
+        validate_packed_dataset(Dataset.from_list(random_trajectory_records(1, 4)))

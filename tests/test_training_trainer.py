@@ -1,0 +1,235 @@
+"""JacobiForcingTrainer on tiny models: losses go down, logging, LoRA, gradient checkpointing, resume, model card."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import pytest
+import torch
+from datasets import Dataset
+from training_helpers import (  # noqa: F401
+    one_torch_thread,
+    random_trajectory_records,
+    tiny_model,
+    tiny_tokenizer,
+)
+
+from hf_jacobi.training import (
+    JacobiForcingConfig,
+    JacobiForcingTrainer,
+    ar_loss,
+    consistency_loss,
+    pack_trajectories,
+)
+
+
+def make_args(tmp_path, **kwargs):
+    defaults = {
+        "output_dir": str(tmp_path / "out"),
+        "max_steps": 4,
+        "per_device_train_batch_size": 4,
+        "learning_rate": 1e-2,
+        "lr_scheduler_type": "constant",
+        "logging_steps": 1,
+        "report_to": [],
+        "bf16": False,
+        "save_strategy": "no",
+        "gradient_checkpointing": False,
+        "disable_tqdm": True,
+        "noise_window": 2,  # with 3 blocks of 4, targets 0.5 and 1.0 pick noisy iterates
+        "min_noise_ratio": 0.5,
+    }
+    defaults.update(kwargs)
+    return JacobiForcingConfig(**defaults)
+
+
+def raw_dataset(num_records=4, block_size=4, num_blocks=3):
+    return Dataset.from_list(random_trajectory_records(num_records, block_size, num_blocks))
+
+
+def make_trainer(model, args, train_dataset=None, **kwargs):
+    train_dataset = raw_dataset() if train_dataset is None else train_dataset
+    tokenizer = tiny_tokenizer()
+    return JacobiForcingTrainer(model, args=args, train_dataset=train_dataset, processing_class=tokenizer, **kwargs)
+
+
+def batch_losses(trainer, batch):
+    model = trainer.model
+    with torch.no_grad():
+        logits = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], position_ids=batch["position_ids"]
+        ).logits
+    rows = torch.arange(logits.shape[0])[:, None]
+    consistency = consistency_loss(
+        logits[rows, batch["noisy_index"]],
+        logits[rows, batch["clean_index"]],
+        batch["consistency_mask"],
+        trainer.args.consistency_temperature,
+        batch["num_blocks"],
+    )
+    return ar_loss(logits, batch["shift_labels"]).item(), consistency.item()
+
+
+@pytest.mark.parametrize("ar_loss_weight", [10.0, 0.0])
+def test_training_lowers_the_losses(tmp_path, ar_loss_weight):
+    """A few steps lower the AR loss (default weights) and the consistency loss (alone: with the AR loss on, the
+    teacher's clean predictions sharpen on random data, so the distance to them can grow)."""
+    args = make_args(tmp_path, max_steps=10, ar_loss_weight=ar_loss_weight)
+    trainer = make_trainer(tiny_model("llama"), args)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    assert batch["consistency_mask"].sum() > 0
+    ar_before, consistency_before = batch_losses(trainer, batch)
+    trainer.train()
+    ar_after, consistency_after = batch_losses(trainer, batch)
+    if ar_loss_weight:
+        assert ar_after < 0.8 * ar_before
+    else:
+        assert consistency_after < 0.5 * consistency_before
+
+
+def test_logging_with_gradient_accumulation_and_eval(tmp_path):
+    args = make_args(
+        tmp_path,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,
+        eval_strategy="steps",
+        eval_steps=2,
+        gradient_checkpointing=True,
+    )
+    dataset = raw_dataset()
+    trainer = JacobiForcingTrainer(
+        tiny_model("llama"), args=args, train_dataset=dataset, eval_dataset=dataset, processing_class=tiny_tokenizer()
+    )
+    trainer.train()
+    train_logs = [log for log in trainer.state.log_history if "ar_loss" in log]
+    eval_logs = [log for log in trainer.state.log_history if "eval_ar_loss" in log]
+    assert len(train_logs) == 4 and len(eval_logs) == 2
+    for log in train_logs:
+        # `loss` (Trainer's, de-scaled for accumulation) is the weighted sum of the two logged means
+        assert log["loss"] == pytest.approx(10.0 * log["ar_loss"] + log["consistency_loss"], rel=1e-4)
+        assert log["consistency_loss"] > 0
+    for log in eval_logs:
+        assert log["eval_loss"] == pytest.approx(10.0 * log["eval_ar_loss"] + log["eval_consistency_loss"], rel=1e-4)
+
+
+def test_eager_model_gets_an_additive_float_mask(tmp_path):
+    trainer = make_trainer(tiny_model("qwen2", "eager"), make_args(tmp_path))
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    assert batch["attention_mask"].dtype == torch.float32
+    assert batch["attention_mask"].min() == torch.finfo(torch.float32).min
+
+
+def test_lora_gradient_checkpointing_bf16(tmp_path):
+    from peft import LoraConfig
+
+    args = make_args(tmp_path, max_steps=3, gradient_checkpointing=True, bf16=True, use_cpu=True)
+    model = tiny_model("llama")
+    base_weight = model.model.layers[0].self_attn.q_proj.weight.detach().clone()
+    trainer = JacobiForcingTrainer(
+        model,
+        args=args,
+        train_dataset=raw_dataset(),
+        processing_class=tiny_tokenizer(),
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )
+    trainer.train()
+    losses = [log["ar_loss"] for log in trainer.state.log_history if "ar_loss" in log]
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
+    peft_model = trainer.model
+    assert torch.equal(peft_model.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight, base_weight)
+    trainer.save_model()
+    out = tmp_path / "out"
+    assert (out / "adapter_model.safetensors").exists() and (out / "README.md").exists()
+
+
+def test_resume_from_checkpoint(tmp_path):
+    args = make_args(tmp_path, max_steps=4, save_strategy="steps", save_steps=2)
+    trainer = make_trainer(tiny_model("llama"), args)
+    trainer.train()
+    checkpoint = tmp_path / "out" / "checkpoint-2"
+    assert (checkpoint / "README.md").exists()
+    resumed = make_trainer(tiny_model("llama", seed=1), args)
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert resumed.state.global_step == 4
+    # Resuming from step 2 replays steps 3 and 4 from the same weights, data order and optimizer state
+    final = dict(trainer.model.state_dict())
+    for key, value in resumed.model.state_dict().items():
+        torch.testing.assert_close(value, final[key])
+
+
+def test_model_card(tmp_path):
+    dataset = pack_trajectories(random_trajectory_records(5, 4, 2), strategy="random", min_ratio=0.25, seed=1)
+    args = make_args(tmp_path, max_steps=1)
+    trainer = make_trainer(tiny_model("llama"), args, dataset)
+    trainer.train()
+    trainer.save_model()
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "| Block size `n` | 4 |" in card
+    assert "| Noise schedule | random |" in card and "| Noise ratio range | 0.25 to 1.0 |" in card
+    assert "Tokens per forward (TPF): not measured" in card
+    assert "Records (prompts with their Jacobi trajectories): 5" in card
+    assert "jacobi-forcing" in card
+    trainer.args.measured_tpf = 3.214
+    trainer.save_model(str(tmp_path / "final"))
+    assert "Tokens per forward (TPF): 3.21" in (tmp_path / "final" / "README.md").read_text()
+
+
+def test_validation_errors_name_the_record(tmp_path):
+    tokenizer = tiny_tokenizer()
+    with pytest.raises(ValueError, match=r"Record 0: a block in 'noisy_blocks' has 4 tokens but the block size is 8"):
+        JacobiForcingTrainer(
+            tiny_model("llama"),
+            args=make_args(tmp_path, block_size=8),
+            train_dataset=pack_trajectories(random_trajectory_records(2, 4, 2)),
+            processing_class=tokenizer,
+        )
+    with pytest.raises(ValueError, match=r"Record 0, block 0, iterate 0: has 4 tokens, expected block_size=8"):
+        JacobiForcingTrainer(
+            tiny_model("llama"),
+            args=make_args(tmp_path, block_size=8),
+            train_dataset=raw_dataset(),
+            processing_class=tokenizer,
+        )
+    model = tiny_model("llama")
+    model.config.max_position_embeddings = 16  # record 2: prompt 5 + 3 blocks of 4 = 17 positions
+    with pytest.raises(ValueError, match=r"Record 2: .*17 positions.*max_position_embeddings=16"):
+        JacobiForcingTrainer(model, args=make_args(tmp_path), train_dataset=raw_dataset(), processing_class=tokenizer)
+    with pytest.raises(TypeError, match=r"JacobiForcingConfig"):
+        from trl import SFTConfig
+
+        JacobiForcingTrainer(
+            tiny_model("llama"),
+            args=SFTConfig(output_dir=str(tmp_path), bf16=False),
+            train_dataset=raw_dataset(),
+            processing_class=tokenizer,
+        )
+
+
+def test_trains_on_collected_trajectories(tmp_path):
+    """Records from `hf_jacobi.collection` (with its extra fields) go straight into the trainer."""
+    from hf_jacobi.collection import CollectConfig, collect_trajectories
+
+    model, tokenizer = tiny_model("llama"), tiny_tokenizer()
+    prompts = ["t5 t6 t7", "t9 t10", "t11 t12 t13 t14"]
+    config = CollectConfig(block_size=4, max_new_tokens=12, batch_size=3)
+    records = collect_trajectories(model, tokenizer, prompts, tmp_path / "collect", config, progress=False)
+    args = make_args(tmp_path, max_steps=2, per_device_train_batch_size=3, block_size=4)
+    trainer = JacobiForcingTrainer(model.train(), args=args, train_dataset=records, processing_class=tokenizer)
+    assert trainer.train_dataset[0]["prompt_ids"] == records[0]["prompt_ids"]
+    trainer.train()
+    assert trainer.state.global_step == 2
+
+
+def test_config_parses_from_the_command_line_and_validates(tmp_path):
+    from transformers import HfArgumentParser
+
+    argv = ["--output_dir", str(tmp_path), "--bf16", "False", "--block_size", "16", "--mask_context", "clean"]
+    (config,) = HfArgumentParser(JacobiForcingConfig).parse_args_into_dataclasses(argv)
+    assert (config.block_size, config.mask_context, config.ar_loss_weight) == (16, "clean", 10.0)
+    assert config.remove_unused_columns is False and config.dataset_kwargs == {"skip_prepare_dataset": True}
+    assert config.max_length is None and config.measured_tpf is None
+    with pytest.raises(ValueError, match="skip_prepare_dataset"):
+        JacobiForcingConfig(output_dir=str(tmp_path), bf16=False, dataset_kwargs={})
+    with pytest.raises(ValueError, match="mask_context"):
+        JacobiForcingConfig(output_dir=str(tmp_path), bf16=False, mask_context="both")
