@@ -8,6 +8,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
+# Tiny models run far faster on one thread (and do not fight other processes); the SmolLM2 tests take all cores.
+torch.set_num_threads(1)
+
 VOCAB = 96
 # Tiny random decoder-only models, one per family (no download). Mistral and Gemma2 get a sliding window smaller
 # than prompt + generation so the sliding-window cache rollback is exercised.

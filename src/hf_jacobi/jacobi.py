@@ -56,6 +56,37 @@ def accept_length(draft: torch.LongTensor, predictions: torch.LongTensor) -> tor
     return 1 + matches.cumprod(dim=-1).sum(dim=-1)
 
 
+def select_tokens(scores: torch.FloatTensor, do_sample: bool) -> torch.LongTensor:
+    """The model's token at every position: argmax, or a sample of the processed distribution.
+
+    Args:
+        scores (`torch.FloatTensor` of shape `(..., vocab)`): processed logits.
+    """
+    if not do_sample:
+        return scores.argmax(-1)
+    probs = torch.softmax(scores, dim=-1)
+    return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1).reshape(probs.shape[:-1])
+
+
+def verify_block(block: torch.LongTensor, scores: torch.FloatTensor, do_sample: bool = False):
+    """One Jacobi verification: the model's token at every block position and how many draft tokens are exact.
+
+    Under sampling a draft token is kept only when the token sampled before it equals it: it is accepted with
+    probability p(d), and on rejection the emitted token is a sample of p restricted to tokens other than d. That is
+    the speculative-sampling rule for a deterministic draft, so every emitted token follows the model's own sampling
+    distribution given the exact prefix.
+
+    Args:
+        block (`torch.LongTensor` of shape `(batch, n)`): the draft fed to the model.
+        scores (`torch.FloatTensor` of shape `(batch, n, vocab)`): processed logits at the block positions.
+
+    Returns:
+        `(predictions, accepted)`: `(batch, n)` tokens and `(batch,)` accepted lengths in `[1, n]`.
+    """
+    predictions = select_tokens(scores, do_sample)
+    return predictions, accept_length(block, predictions)
+
+
 class JacobiDraft:
     """Draft source for Jacobi decoding: the model's own predictions from the last forward, then filler tokens.
 
@@ -132,11 +163,6 @@ def validate_jacobi_inputs(model, generation_config: GenerationConfig, block_siz
             f"Jacobi decoding is greedy and cannot run beam search (num_beams={generation_config.num_beams}). "
             "Set num_beams=1 or drop `generation_mode='jacobi'`."
         )
-    if generation_config.do_sample:
-        raise ValueError(
-            "Jacobi decoding is lossless only under greedy decoding; sampling is not supported yet. "
-            "Pass do_sample=False (the model's generation_config may set do_sample=True)."
-        )
     if generation_config.prompt_lookup_num_tokens is not None:
         raise ValueError("Jacobi decoding cannot be combined with prompt lookup decoding; use one of them.")
     if generation_config.output_attentions or generation_config.output_hidden_states:
@@ -174,11 +200,13 @@ def jacobi_decode(
     draft_seed: int | None = None,
     **model_kwargs,
 ):
-    r"""Greedy Jacobi decoding, called by `GenerationMixin.generate` as a `custom_generate` callable.
+    r"""Jacobi decoding, called by `GenerationMixin.generate` as a `custom_generate` callable.
 
     Each iteration feeds a block of `block_size` draft tokens after the committed ones, accepts the longest exact
     prefix (`accept_length`), commits those tokens' KV entries and crops the rest of the cache, and drafts the next
-    block from the model's predictions. The output equals greedy decoding token for token.
+    block from the model's predictions. Under greedy decoding the output equals greedy decoding token for token; under
+    sampling (`do_sample=True`, with any logits processors and warpers) it follows the same distribution as ordinary
+    sampling (see `verify_block`).
 
     With batch > 1 every row commits the same number of tokens per forward (the smallest among unfinished rows), so
     the cache stays rectangular and sliding-window layers see exactly the positions greedy decoding would.
@@ -213,6 +241,7 @@ def jacobi_decode(
     if streamer is not None:
         streamer.put(input_ids.cpu())
     max_length = generation_config.max_length
+    do_sample = bool(generation_config.do_sample)
     return_dict = generation_config.return_dict_in_generate
     scores = () if (return_dict and generation_config.output_scores) else None
     raw_logits = () if (return_dict and generation_config.output_logits) else None
@@ -256,7 +285,7 @@ def jacobi_decode(
         return not unfinished.any()
 
     first_scores = logits_processor(input_ids, logits[:, 0])
-    done = emit(first_scores.argmax(-1), first_scores, logits[:, 0])
+    done = emit(select_tokens(first_scores, do_sample), first_scores, logits[:, 0])
     if streamer is not None:
         streamer.put(input_ids[:, -1:].cpu())
 
@@ -286,10 +315,9 @@ def jacobi_decode(
             )
         else:
             block_scores = block_logits
-        predictions = block_scores.argmax(-1)
+        predictions, row_accept = verify_block(block, block_scores, do_sample)
 
         # Rows share one commit length so the cache stays rectangular; finished rows do not hold the others back.
-        row_accept = accept_length(block, predictions)
         num_accepted = int(row_accept[unfinished].min()) if unfinished.any() else n
         for i in range(num_accepted):
             done = emit(predictions[:, i], block_scores[:, i], block_logits[:, i])
