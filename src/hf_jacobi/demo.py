@@ -41,7 +41,7 @@ def load_model(jacobi_forcing: bool = False, model: str | None = None, dtype=tor
     else:
         folder = smollm2_dir()
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
-        lm = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=dtype)
+        lm = _plain_copy(AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=dtype))
     if jacobi_forcing:
         if not (ADAPTER_DIR / "adapter_config.json").exists():
             raise RuntimeError(
@@ -56,6 +56,20 @@ def load_model(jacobi_forcing: bool = False, model: str | None = None, dtype=tor
     tokenizer.padding_side = "left"
     lm.generation_config.pad_token_id = tokenizer.pad_token_id
     return lm.eval(), tokenizer
+
+
+def _plain_copy(gguf_model):
+    """The dequantized GGUF model as an ordinary model: GGUF-loaded models refuse training and `save_pretrained`."""
+    from transformers import AutoModelForCausalLM
+
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config._name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    model = AutoModelForCausalLM.from_config(config, dtype=gguf_model.dtype)
+    model.load_state_dict(gguf_model.state_dict())
+    model.generation_config = gguf_model.generation_config
+    return model
 
 
 def chat_prompt(tokenizer, text: str) -> str:

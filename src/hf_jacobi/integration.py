@@ -23,12 +23,14 @@ _generate_signature = inspect.signature(_original_generate)
 
 
 @functools.wraps(_original_generate)
-def generate(self, *args, generation_mode: str | None = None, **kwargs):
+def generate(self, *args, generation_mode: str | None = None, use_kernels: bool = False, **kwargs):
     bound = _generate_signature.bind(self, *args, **kwargs).arguments
     if generation_mode is None:
         config = bound.get("generation_config") or getattr(self, "generation_config", None)
         generation_mode = getattr(config, "generation_mode", None)
     if generation_mode is None:
+        if use_kernels:
+            raise ValueError("`use_kernels=True` selects the fused Jacobi verification; pass generation_mode='jacobi'.")
         return _original_generate(self, *args, **kwargs)  # the common path: untouched
     if generation_mode not in GENERATION_MODES:
         raise ValueError(
@@ -41,6 +43,12 @@ def generate(self, *args, generation_mode: str | None = None, **kwargs):
         raise ValueError("Jacobi decoding drafts with the model itself; drop `assistant_model`.")
     extra = bound.pop("kwargs", {})
     bound.pop("self")
+    if use_kernels:
+        if extra.get("verify_fn") is not None:
+            raise ValueError("`use_kernels=True` and `verify_fn` both choose the verification step; pass one.")
+        from .kernels import get_verify_fn  # imports the `kernels` library only when asked for
+
+        extra["verify_fn"] = get_verify_fn()
     return _original_generate(self, **jacobi.route_to_jacobi({**bound, **extra}, self))
 
 

@@ -198,6 +198,7 @@ def jacobi_decode(
     block_size: int | None = None,
     draft_init: str | None = None,
     draft_seed: int | None = None,
+    verify_fn=None,
     **model_kwargs,
 ):
     r"""Jacobi decoding, called by `GenerationMixin.generate` as a `custom_generate` callable.
@@ -218,6 +219,8 @@ def jacobi_decode(
         block_size (`int`): tokens decoded in parallel per forward (default 16).
         draft_init (`str`): filler for the draft, `"prompt"` or `"repeat"`.
         draft_seed (`int`): seed of the filler sampler.
+        verify_fn (`Callable`, *optional*): replaces `verify_block` (same signature and results), e.g. the fused
+            kernel from `hf_jacobi.kernels.get_verify_fn()`.
         model_kwargs: `cache`, `attention_mask`, `position_ids`, ... prepared by `generate`.
 
     Returns:
@@ -253,6 +256,7 @@ def jacobi_decode(
     takes_position_ids = "position_ids" in inspect.signature(model.forward).parameters
     unfinished = torch.ones(batch_size, dtype=torch.bool, device=input_ids.device)
     draft = JacobiDraft(input_ids, attention_mask, block_size, draft_init, draft_seed)
+    verify = verify_block if verify_fn is None else verify_fn
 
     # Prefill: the prompt, as ordinary generation does.
     prefill_kwargs = {k: v for k, v in model_kwargs.items() if k not in ("use_cache",)}
@@ -315,7 +319,7 @@ def jacobi_decode(
             )
         else:
             block_scores = block_logits
-        predictions, row_accept = verify_block(block, block_scores, do_sample)
+        predictions, row_accept = verify(block, block_scores, do_sample)
 
         # Rows share one commit length so the cache stays rectangular; finished rows do not hold the others back.
         num_accepted = int(row_accept[unfinished].min()) if unfinished.any() else n

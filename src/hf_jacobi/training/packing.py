@@ -223,7 +223,17 @@ def packing_info(dataset: Any) -> dict[str, Any] | None:
     description = getattr(getattr(dataset, "info", None), "description", None) or ""
     if not description.startswith(_PACKING_INFO_PREFIX):
         return None
-    return json.loads(description[len(_PACKING_INFO_PREFIX) :])
+    # `concatenate_datasets` joins the descriptions of its parts: read every recorded packing and merge them.
+    decoder, text, infos = json.JSONDecoder(), description, []
+    while text.startswith(_PACKING_INFO_PREFIX):
+        info, end = decoder.raw_decode(text[len(_PACKING_INFO_PREFIX) :])
+        infos.append(info)
+        text = text[len(_PACKING_INFO_PREFIX) + end :].lstrip()
+    merged = {}
+    for key in dict.fromkeys(k for info in infos for k in info):
+        values = list(dict.fromkeys(json.dumps(info.get(key)) for info in infos))
+        merged[key] = json.loads(values[0]) if len(values) == 1 else " + ".join(json.loads(v) if isinstance(json.loads(v), str) else v for v in values)
+    return merged
 
 
 def validate_packed_dataset(

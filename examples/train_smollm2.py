@@ -1,0 +1,157 @@
+"""Recipe: Jacobi Forcing for SmolLM2-135M-Instruct on a CPU, end to end with hf_jacobi's own tools.
+
+    # 1. trajectories of the base model on offline coding prompts (stdlib docstrings; never HumanEval), resumable
+    hf-jacobi collect --stdlib-prompts 480 --output-dir runs/stage1_n16 --block-size 16 --max-new-tokens 128 \\
+        --batch-size 4 --generate-block-size 1
+    # 2. pack (progressive schedule + random re-packings) and train a LoRA adapter, time-boxed and resumable
+    python examples/train_smollm2.py --trajectories runs/stage1_n16 --output-dir runs/train_n16 --max-minutes 60
+    # 3. measure TPF on a few HumanEval prompts and ship the adapter into the package (hf_jacobi/assets)
+    python examples/train_smollm2.py --trajectories runs/stage1_n16 --output-dir runs/train_n16 --ship
+
+Rerunning step 1 or 2 with the same folder continues where it stopped. For a curriculum, collect again with
+`hf-jacobi collect --jacobi-forcing --block-size 32 ...` and train from the shipped adapter.
+"""
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from datasets import concatenate_datasets, load_dataset
+from safetensors.torch import load_file, save_file
+from transformers import TrainerCallback
+
+import hf_jacobi
+from hf_jacobi.benchmark import humaneval_prompt, load_humaneval
+from hf_jacobi.demo import ADAPTER_DIR, load_model
+from hf_jacobi.training import JacobiForcingConfig, JacobiForcingTrainer, pack_trajectories
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class TimeBox(TrainerCallback):
+    """Stop (and save a checkpoint) once `minutes` of training have passed in this run; rerun to continue."""
+
+    def __init__(self, minutes):
+        self.deadline = time.monotonic() + 60 * minutes
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.monotonic() > self.deadline:
+            control.should_training_stop = control.should_save = True
+        return control
+
+
+def load_records(path: Path):
+    path = path / "trajectories.jsonl" if path.is_dir() else path
+    return load_dataset("json", data_files=str(path), split="train")
+
+
+def packed_dataset(records, block_size, repacks, eos_token_id):
+    """Progressive schedule over each record's blocks, plus `repacks` random re-packings (other noisy iterates of the
+    same trajectories, so later epochs see new noise levels at every position)."""
+    num_blocks = max(len(t) for t in records["trajectory"])
+    parts = [pack_trajectories(records, block_size, "progressive", window=num_blocks, eos_token_id=eos_token_id)]
+    for seed in range(repacks):
+        parts.append(pack_trajectories(records, block_size, "random", seed=seed, eos_token_id=eos_token_id))
+    return concatenate_datasets(parts).shuffle(seed=0)
+
+
+@torch.no_grad()
+def measure_tpf(model, tokenizer, block_size, num_prompts, max_new_tokens):
+    tokens = forwards = 0
+    for problem in load_humaneval(num_prompts):
+        inputs = tokenizer(humaneval_prompt(tokenizer, problem), return_tensors="pt")
+        out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, generation_mode="jacobi",
+                             block_size=block_size, return_dict_in_generate=True)
+        tokens += int(out.accepted_tokens.sum())
+        forwards += out.num_forwards
+    return tokens / forwards
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trajectories", type=Path, required=True)
+    parser.add_argument("--output-dir", type=Path, required=True)
+    parser.add_argument("--block-size", type=int, default=16)
+    parser.add_argument("--repacks", type=int, default=3, help="random re-packings added to the progressive one")
+    parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--lora-r", type=int, default=32)
+    parser.add_argument("--grad-accum", type=int, default=4)
+    parser.add_argument("--max-minutes", type=float, default=60.0, help="time box of this run (rerun to resume)")
+    parser.add_argument("--ship", action="store_true", help="measure TPF and copy the adapter into hf_jacobi/assets")
+    parser.add_argument("--tpf-prompts", type=int, default=4)
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    model, tokenizer = load_model()
+    final_dir = args.output_dir / "final"
+    if args.ship:
+        return ship(args, model, tokenizer, final_dir)
+
+    records = load_records(args.trajectories)
+    train_dataset = packed_dataset(records, args.block_size, args.repacks, tokenizer.eos_token_id)
+    print(f"{len(records)} trajectories -> {len(train_dataset)} packed examples, "
+          f"{sum(len(p) + 2 * sum(map(len, c)) for p, c in zip(train_dataset['prompt_ids'], train_dataset['clean_blocks']))} tokens")
+    config = JacobiForcingConfig(
+        output_dir=str(args.output_dir),
+        block_size=args.block_size,
+        learning_rate=args.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.03,
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=1,
+        gradient_accumulation_steps=args.grad_accum,
+        logging_steps=5,
+        save_steps=20,
+        save_total_limit=2,
+        report_to="none",
+        bf16=False,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        seed=0,
+    )
+    from peft import LoraConfig
+
+    peft_config = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.0, target_modules="all-linear")
+    trainer = JacobiForcingTrainer(model=model, args=config, train_dataset=train_dataset, processing_class=tokenizer,
+                                   peft_config=peft_config, callbacks=[TimeBox(args.max_minutes)])
+    resume = any(args.output_dir.glob("checkpoint-*"))
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume or None)
+    seconds = time.perf_counter() - start
+    log = {"seconds_this_run": seconds, "global_step": trainer.state.global_step, "max_steps": trainer.state.max_steps,
+           "examples": len(train_dataset), "trajectories": len(records), "log_history": trainer.state.log_history}
+    with open(args.output_dir / "train_log.json", "a") as handle:
+        handle.write(json.dumps(log) + "\n")
+    if trainer.state.global_step >= trainer.state.max_steps:
+        trainer.save_model(str(final_dir))
+        print(f"training finished: adapter in {final_dir}")
+    else:
+        print(f"stopped at step {trainer.state.global_step}/{trainer.state.max_steps}; rerun to continue")
+
+
+def ship(args, model, tokenizer, final_dir: Path):
+    """Measure TPF of the trained adapter, then store it in fp16 (smaller, loads the same) inside the package."""
+    from peft import PeftModel
+
+    base_tpf = measure_tpf(model, tokenizer, args.block_size, args.tpf_prompts, 128)
+    trained = PeftModel.from_pretrained(model, final_dir).merge_and_unload().eval()
+    tpf = measure_tpf(trained, tokenizer, args.block_size, args.tpf_prompts, 128)
+    print(f"TPF at block size {args.block_size} on {args.tpf_prompts} HumanEval prompts: base {base_tpf:.2f}, "
+          f"trained {tpf:.2f}")
+    ADAPTER_DIR.mkdir(parents=True, exist_ok=True)
+    weights = load_file(final_dir / "adapter_model.safetensors")
+    save_file({k: v.to(torch.float16) for k, v in weights.items()}, ADAPTER_DIR / "adapter_model.safetensors")
+    shutil.copyfile(final_dir / "adapter_config.json", ADAPTER_DIR / "adapter_config.json")
+    measured = f"{tpf:.2f} at block size {args.block_size} ({args.tpf_prompts} HumanEval prompts, base model {base_tpf:.2f})"
+    card = (final_dir / "README.md").read_text().replace("(TPF): not measured", f"(TPF): {measured}")
+    (ADAPTER_DIR / "README.md").write_text(card)
+    (REPO / "model_cards" / "smollm2-135m-jacobi-forcing.md").write_text(card)
+    print(f"shipped to {ADAPTER_DIR} ({hf_jacobi.__version__})")
+
+
+if __name__ == "__main__":
+    main()

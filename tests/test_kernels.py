@@ -1,0 +1,441 @@
+"""Fused decoding kernels (`hf_jacobi.kernels`, `kernels/jacobi_verify`): exact against the torch reference, or a fallback.
+
+The Triton kernel runs on CPU in Triton's interpreter, which must be switched on before the kernel is imported, so
+those checks run this file as a script in a subprocess with `TRITON_INTERPRET=1` (`python tests/test_kernels.py
+<check>`). The real fused path needs a CUDA GPU and is skipped without one.
+"""
+
+import importlib.util
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+
+import hf_jacobi
+from hf_jacobi import jacobi
+from hf_jacobi.kernels import verify as verify_module
+
+KERNEL_DIR = Path(__file__).resolve().parents[1] / "kernels" / "jacobi_verify"
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+NO_TRITON = "triton is not installed (pip install 'hf_jacobi[kernels]')"
+NO_GPU = "needs a CUDA GPU: Triton compiles the fused kernel for GPUs (the interpreter checks cover its logic on CPU)"
+
+
+def tiny_llama(seed: int = 0):
+    config = transformers.LlamaConfig(
+        vocab_size=96,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    torch.manual_seed(seed)
+    model = transformers.AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():  # well-separated logits: no argmax near-ties between block and one-token forwards
+        model.get_output_embeddings().weight.mul_(8.0)
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = 0
+    return model
+
+
+def prompts(batch: int):
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, 96, (batch, 9), generator=generator)
+    mask = torch.ones_like(ids)
+    if batch > 1:
+        mask[1, :4] = 0
+        ids[1, :4] = 0
+    return dict(input_ids=ids, attention_mask=mask)
+
+
+def hf_jacobi_records(caplog):
+    return [record for record in caplog.records if record.name == "hf_jacobi"]
+
+
+def load_local_kernel():
+    import kernels
+
+    return kernels.get_local_kernel(KERNEL_DIR)
+
+
+def oracle(draft, logits, num_candidates, fill_value):
+    """The verification step written out with Python loops, independent of both implementations."""
+    rows, n = draft.shape
+    predictions = logits.argmax(-1)
+    accepted = []
+    for row in range(rows):
+        length = 1
+        while length < n and int(draft[row, length]) == int(predictions[row, length - 1]):
+            length += 1
+        accepted.append(length)
+    best, next_draft = [], []
+    for seq in range(rows // num_candidates):
+        lengths = accepted[seq * num_candidates : (seq + 1) * num_candidates]
+        choice = lengths.index(max(lengths))
+        row = seq * num_candidates + choice
+        tail = predictions[row, accepted[row] :].tolist()
+        best.append(choice)
+        next_draft.append(tail + [fill_value] * (n - len(tail)))
+    return predictions, torch.tensor(accepted), torch.tensor(best), torch.tensor(next_draft)
+
+
+def random_case(generator, batch, candidates, n, vocab, dtype=torch.float32, device="cpu"):
+    """Logits whose maximum is tied at 3 random vocabulary positions (anywhere: across tiles and slices), half of the
+    rows also with small-integer values (ties everywhere), and drafts accepted up to a random length per row."""
+    rows = batch * candidates
+    logits = torch.randn(rows, n, vocab, generator=generator, device=device)
+    ties = torch.randint(0, vocab, (rows, n, 3), generator=generator, device=device)
+    logits.scatter_(-1, ties, 10.0)
+    logits[::2] = logits[::2].round().clamp(-3, 3)
+    logits = logits.to(dtype)
+    predictions = logits.argmax(-1)
+    draft = torch.randint(0, vocab, (rows, n), generator=generator, device=device)
+    lengths = torch.randint(0, n, (rows,), generator=generator, device=device).tolist()
+    for row, k in enumerate(lengths):
+        draft[row, 1 : k + 1] = predictions[row, :k]
+    return draft, logits
+
+
+def assert_same(out, expected, context):
+    for name, value, target in zip(("predictions", "accepted", "best", "next_draft"), out, expected, strict=True):
+        assert torch.equal(value.cpu(), target.cpu()), f"{name} differs for {context}: {value} vs {target}"
+
+
+@pytest.fixture
+def fresh_choice(monkeypatch):
+    """`get_verify_fn` decides once per process; start and end each test with no decision made."""
+    monkeypatch.delenv("HF_JACOBI_VERIFY_KERNEL", raising=False)
+    monkeypatch.delenv("LOCAL_KERNELS", raising=False)
+    verify_module._choose.cache_clear()
+    yield
+    verify_module._choose.cache_clear()
+
+
+# --- the torch fallback --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_use_kernels_fallback_gives_greedy_tokens(fresh_choice, monkeypatch, batch):
+    monkeypatch.setattr(verify_module, "_cuda_available", lambda: False)
+    model, inputs = tiny_llama(), prompts(batch)
+    reference = model.generate(**inputs, do_sample=False, max_new_tokens=20)
+    for block_size in (1, 4, 16):
+        kwargs = dict(do_sample=False, max_new_tokens=20, generation_mode="jacobi", block_size=block_size)
+        without = model.generate(**inputs, use_kernels=False, **kwargs)
+        with_kernels = model.generate(**inputs, use_kernels=True, **kwargs)
+        assert torch.equal(without, reference) and torch.equal(with_kernels, reference), block_size
+
+
+def test_use_kernels_sampling_unchanged(fresh_choice, monkeypatch):
+    monkeypatch.setattr(verify_module, "_cuda_available", lambda: False)
+    model, inputs = tiny_llama(), prompts(2)
+    outputs = []
+    for use_kernels in (False, True):
+        torch.manual_seed(3)
+        outputs.append(
+            model.generate(
+                **inputs,
+                do_sample=True,
+                top_k=20,
+                max_new_tokens=12,
+                generation_mode="jacobi",
+                block_size=4,
+                use_kernels=use_kernels,
+            )
+        )
+    assert torch.equal(*outputs)
+
+
+def test_choice_logged_once(fresh_choice, monkeypatch, caplog):
+    monkeypatch.setattr(verify_module, "_cuda_available", lambda: False)
+    caplog.set_level(logging.INFO, logger="hf_jacobi")
+    model, inputs = tiny_llama(), prompts(1)
+    first = hf_jacobi.kernels.get_verify_fn()
+    assert first is jacobi.verify_block and hf_jacobi.kernels.get_verify_fn() is first
+    model.generate(**inputs, max_new_tokens=5, generation_mode="jacobi", block_size=4, use_kernels=True)
+    model.generate(**inputs, max_new_tokens=5, generation_mode="jacobi", block_size=4, use_kernels=True)
+    records = hf_jacobi_records(caplog)
+    assert len(records) == 1, [record.getMessage() for record in records]
+    assert "no CUDA device" in records[0].getMessage() and "verify_block" in records[0].getMessage()
+
+
+def test_unloadable_kernel_falls_back_with_one_warning(fresh_choice, monkeypatch, caplog):
+    """With a GPU but no kernel (offline, not in the cache), the torch path is chosen and said so, once."""
+    monkeypatch.setattr(verify_module, "_cuda_available", lambda: True)
+    caplog.set_level(logging.INFO, logger="hf_jacobi")
+    assert hf_jacobi.kernels.get_verify_fn() is jacobi.verify_block
+    assert hf_jacobi.kernels.get_verify_fn() is jacobi.verify_block
+    records = hf_jacobi_records(caplog)
+    assert len(records) == 1 and records[0].levelno == logging.WARNING
+    assert "cannot load hf-jacobi/jacobi-verify" in records[0].getMessage()
+    assert "\n" not in records[0].getMessage()
+
+
+def test_verify_fn_hook_and_argument_errors():
+    model, inputs = tiny_llama(), prompts(2)
+    calls = []
+
+    def spy(block, scores, do_sample):
+        calls.append(block.shape)
+        return jacobi.verify_block(block, scores, do_sample)
+
+    reference = model.generate(**inputs, max_new_tokens=10)
+    out = model.generate(**inputs, max_new_tokens=10, generation_mode="jacobi", block_size=4, verify_fn=spy)
+    assert torch.equal(out, reference) and calls and all(shape[1] <= 4 for shape in calls)
+    with pytest.raises(ValueError, match="generation_mode='jacobi'"):
+        model.generate(**inputs, max_new_tokens=3, use_kernels=True)
+    with pytest.raises(ValueError, match="pass one"):
+        model.generate(**inputs, max_new_tokens=3, generation_mode="jacobi", use_kernels=True, verify_fn=spy)
+
+
+# --- the kernel package, loaded by the `kernels` library -----------------------------------------------------------
+
+
+def test_local_kernel_package_loads_offline_and_matches(fresh_choice, monkeypatch):
+    kernel = load_local_kernel()
+    generator = torch.Generator().manual_seed(0)
+    for batch, candidates, n, vocab in ((1, 1, 1, 50), (2, 3, 4, 300), (3, 2, 16, 700)):
+        draft, logits = random_case(generator, batch, candidates, n, vocab)
+        expected = kernel.verify_reference(draft, logits, candidates, 5)
+        assert_same(oracle(draft, logits, candidates, 5), expected, (batch, candidates, n, vocab))
+        predictions, accepted = jacobi.verify_block(draft, logits, False)
+        assert torch.equal(expected.predictions, predictions) and torch.equal(expected.accepted, accepted)
+        # CPU tensors without the interpreter: `verify` and `verify_block` take the reference path
+        assert not kernel.triton_available(logits)
+        assert_same(kernel.verify(draft, logits, candidates, 5), expected, "verify")
+        assert all(torch.equal(a, b) for a, b in zip(kernel.verify_block(draft, logits), (predictions, accepted)))
+
+    # The same package through hf_jacobi's loader: HF_JACOBI_VERIFY_KERNEL, then LOCAL_KERNELS for the Hub repo id.
+    monkeypatch.setenv("HF_JACOBI_VERIFY_KERNEL", str(KERNEL_DIR))
+    module, source = hf_jacobi.kernels.load_verify_kernel()
+    assert module is kernel and "HF_JACOBI_VERIFY_KERNEL" in source
+    monkeypatch.delenv("HF_JACOBI_VERIFY_KERNEL")
+    monkeypatch.setenv("LOCAL_KERNELS", f"{hf_jacobi.kernels.DEFAULT_VERIFY_REPO}={KERNEL_DIR}")
+    module, source = hf_jacobi.kernels.load_verify_kernel()
+    assert module is kernel and "LOCAL_KERNELS" in source
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason=NO_TRITON)
+def test_triton_kernel_matches_reference_in_interpreter():
+    run_in_interpreter("kernel")
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason=NO_TRITON)
+def test_decoding_through_fused_kernel_in_interpreter():
+    run_in_interpreter("decode")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_GPU)
+@pytest.mark.skipif(not HAS_TRITON, reason=NO_TRITON)
+def test_fused_kernel_on_cuda(fresh_choice, monkeypatch, caplog):
+    kernel = load_local_kernel()
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    cases = [(1, 1, 1, 32000), (1, 1, 16, 151936), (2, 3, 16, 32000), (4, 1, 64, 151936), (1, 2, 256, 151936)]
+    for batch, candidates, n, vocab in cases:
+        for dtype in (torch.float32, torch.bfloat16):
+            draft, logits = random_case(generator, batch, candidates, n, vocab, dtype, device="cuda")
+            expected = kernel.verify_reference(draft, logits, candidates, 0)
+            assert_same(kernel.verify(draft, logits, candidates, 0), expected, "verify")
+            for num_splits in (None, 1, 7):
+                for _ in range(3):  # the cross-program hand-off (atomic counters) must hold on every run
+                    out = kernel.verify_triton(draft, logits, candidates, 0, num_splits=num_splits)
+                    assert_same(out, expected, (batch, candidates, n, vocab, dtype, num_splits))
+    # End to end on the GPU: the choice is the fused kernel, and the tokens are greedy's.
+    monkeypatch.setenv("HF_JACOBI_VERIFY_KERNEL", str(KERNEL_DIR))
+    caplog.set_level(logging.INFO, logger="hf_jacobi")
+    model, inputs = tiny_llama().cuda(), {k: v.cuda() for k, v in prompts(3).items()}
+    reference = model.generate(**inputs, do_sample=False, max_new_tokens=24)
+    for block_size in (1, 4, 16):
+        out = model.generate(
+            **inputs,
+            do_sample=False,
+            max_new_tokens=24,
+            generation_mode="jacobi",
+            block_size=block_size,
+            use_kernels=True,
+        )
+        assert torch.equal(out, reference), block_size
+    assert hasattr(hf_jacobi.kernels.get_verify_fn(), "kernel")
+    records = hf_jacobi_records(caplog)
+    assert len(records) == 1 and "fused Triton kernel" in records[0].getMessage()
+
+
+# --- layer kernels -------------------------------------------------------------------------------------------------
+
+
+def test_kernelize_for_decoding_unchanged_on_cpu(caplog):
+    caplog.set_level(logging.INFO, logger="hf_jacobi")
+    model, inputs = tiny_llama(), prompts(2)
+    reference = model.generate(**inputs, do_sample=False, max_new_tokens=12)
+    assert hf_jacobi.kernels.kernelize_for_decoding(model) is model
+    records = hf_jacobi_records(caplog)
+    assert len(records) == 1 and "model unchanged" in records[0].getMessage()
+    assert not any("forward" in module.__dict__ for module in model.modules())
+    assert torch.equal(model.generate(**inputs, do_sample=False, max_new_tokens=12), reference)
+    jacobi_out = model.generate(**inputs, do_sample=False, max_new_tokens=12, generation_mode="jacobi", block_size=4)
+    assert torch.equal(jacobi_out, reference)
+
+
+RMSNORM_LAYER = """
+import torch
+from torch import nn
+
+
+class RMSNorm(nn.Module):
+    def forward(self, hidden_states):
+        variance = hidden_states.pow(2).mean(-1, keepdim=True)
+        return self.weight * (hidden_states * torch.rsqrt(variance + self.eps))
+"""
+
+
+def toy_model():
+    """A model with a hub-kernel-enabled RMSNorm (transformers enables its own only with a `kernels` it supports)."""
+    import kernels
+
+    @kernels.use_kernel_forward_from_hub("RMSNorm")
+    class ToyRMSNorm(torch.nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.rand(dim) + 0.5)
+            self.eps = 1e-6
+
+        def forward(self, hidden_states):
+            variance = hidden_states.pow(2).mean(-1, keepdim=True)
+            return self.weight * (hidden_states * torch.rsqrt(variance + self.eps))
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(8, 8), ToyRMSNorm(8), torch.nn.Linear(8, 8), ToyRMSNorm(8))
+
+
+def test_kernelize_for_decoding_unloadable_kernel(tmp_path, caplog):
+    import kernels
+
+    caplog.set_level(logging.INFO, logger="hf_jacobi")
+    model, x = toy_model(), torch.randn(3, 8)
+    reference = model(x)
+    mapping = {"RMSNorm": {"cpu": kernels.LocalLayerRepository(tmp_path / "missing", layer_name="RMSNorm")}}
+    assert hf_jacobi.kernels.kernelize_for_decoding(model, mapping) is model
+    records = hf_jacobi_records(caplog)
+    assert len(records) == 1 and "model unchanged, no layer kernel could be loaded" in records[0].getMessage()
+    assert not any("forward" in module.__dict__ for module in model.modules())
+    assert torch.equal(model(x), reference)
+
+
+def test_kernelize_for_decoding_local_layer_kernel(tmp_path, caplog):
+    """The kernelize path itself, on CPU, with a local layer kernel package (same math, so same outputs)."""
+    import kernels
+
+    variant = tmp_path / "build" / "torch-universal"
+    (variant / "toy_rmsnorm").mkdir(parents=True)
+    (variant / "metadata.json").write_text(
+        '{"id": "_toy_rmsnorm_test", "name": "toy-rmsnorm", "version": 1, "license": "Apache-2.0", '
+        '"python-depends": [], "backend": {"type": "cpu"}}'
+    )
+    (variant / "toy_rmsnorm" / "__init__.py").write_text("from . import layers\n")
+    (variant / "toy_rmsnorm" / "layers.py").write_text(RMSNORM_LAYER)
+    caplog.set_level(logging.INFO, logger="hf_jacobi")
+    model, x = toy_model(), torch.randn(3, 8)
+    reference = model(x)
+    mapping = {"RMSNorm": {"cpu": kernels.LocalLayerRepository(tmp_path, layer_name="RMSNorm")}}
+    assert hf_jacobi.kernels.kernelize_for_decoding(model, mapping) is model
+    records = hf_jacobi_records(caplog)
+    assert len(records) == 1 and "RMSNorm layers use Hub kernels on cpu" in records[0].getMessage()
+    norms = [module for module in model.modules() if hasattr(type(module), "kernel_layer_name")]
+    assert len(norms) == 2 and all(norm.forward.__func__ is not type(norm).forward for norm in norms)
+    assert torch.equal(model(x), reference)
+
+
+# --- checks run in a subprocess under TRITON_INTERPRET=1 -----------------------------------------------------------
+
+
+def run_in_interpreter(check: str):
+    env = dict(os.environ, TRITON_INTERPRET="1", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, __file__, check], check=False, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"{check}: ok" in result.stdout
+
+
+def interpreter_kernel_check():
+    kernel = load_local_kernel()
+    assert kernel.triton_available(torch.zeros(1)), "TRITON_INTERPRET=1 should route CPU tensors to Triton"
+    generator = torch.Generator().manual_seed(0)
+    cases = [
+        # (batch, candidates, n, vocab, num_splits, block_v)
+        (1, 1, 1, 300, None, None),
+        (1, 1, 4, 2048, None, 256),
+        (3, 1, 16, 300, 3, 64),
+        (2, 3, 4, 1000, 1, 128),
+        (1, 3, 16, 2000, 4, 256),
+        (3, 2, 1, 700, 2, 128),
+        (2, 2, 16, 257, None, 32),
+    ]
+    for batch, candidates, n, vocab, num_splits, block_v in cases:
+        draft, logits = random_case(generator, batch, candidates, n, vocab)
+        context = (batch, candidates, n, vocab, num_splits, block_v)
+        expected = kernel.verify_reference(draft, logits, candidates, 9)
+        out = kernel.verify_triton(draft, logits, candidates, 9, num_splits=num_splits, block_v=block_v)
+        assert_same(out, expected, context)
+        assert_same(out, oracle(draft, logits, candidates, 9), context)
+        predictions, accepted = jacobi.verify_block(draft, logits, False)
+        assert torch.equal(out.predictions, predictions) and torch.equal(out.accepted, accepted), context
+    # NaN (counts as the maximum, first one wins), all -inf, +inf ties; half precision; strided logits.
+    draft, logits = random_case(generator, 2, 2, 5, 600)
+    logits = torch.randn(logits.shape, generator=generator)
+    logits[0, 0] = float("-inf")
+    logits[0, 1, 7], logits[0, 1, 500] = float("nan"), float("nan")
+    logits[1, 2] = float("inf")
+    logits[2, 3, 590] = float("nan")
+    logits[3] = 0.0
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        for num_splits in (1, 3):
+            scores = logits.to(dtype)
+            expected = kernel.verify_reference(draft, scores, 2, 0)
+            assert_same(kernel.verify_triton(draft, scores, 2, 0, num_splits=num_splits, block_v=64), expected, dtype)
+    wide = torch.randn(4, 7, 603, generator=generator)
+    strided = wide[:, 1:6, :600]
+    assert_same(
+        kernel.verify_triton(draft, strided, 2, 0, num_splits=2, block_v=64),
+        kernel.verify_reference(draft, strided, 2, 0),
+        "strided",
+    )
+    assert_same(kernel.verify(draft.int(), strided), kernel.verify_reference(draft, strided), "verify")
+
+
+def interpreter_decode_check():
+    """`get_verify_fn` choosing the fused kernel (the GPU check pretended), then decoding through it."""
+    os.environ["HF_JACOBI_VERIFY_KERNEL"] = str(KERNEL_DIR)
+    verify_module._cuda_available = lambda: True
+    verify_module._CHECK_DEVICE = "cpu"  # the load-time check runs in the interpreter too
+    verify_fn = hf_jacobi.kernels.get_verify_fn()
+    assert hasattr(verify_fn, "kernel"), "the fused kernel should have been chosen"
+    assert verify_fn.kernel.triton_available(torch.zeros(1)), "CPU tensors should run the interpreted kernel"
+    calls = []
+
+    def counting(block, scores, do_sample):
+        calls.append(1)
+        return verify_fn(block, scores, do_sample)
+
+    model = tiny_llama()
+    for batch in (1, 3):
+        inputs = prompts(batch)
+        reference = model.generate(**inputs, do_sample=False, max_new_tokens=16)
+        for block_size in (1, 4, 16):
+            kwargs = dict(do_sample=False, max_new_tokens=16, generation_mode="jacobi", block_size=block_size)
+            assert torch.equal(model.generate(**inputs, use_kernels=True, **kwargs), reference), (batch, block_size)
+            assert torch.equal(model.generate(**inputs, verify_fn=counting, **kwargs), reference), (batch, block_size)
+    assert calls
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.INFO)
+    {"kernel": interpreter_kernel_check, "decode": interpreter_decode_check}[sys.argv[1]]()
+    print(f"{sys.argv[1]}: ok")
