@@ -25,19 +25,24 @@ from .demo import chat_prompt
 
 @dataclass
 class Method:
-    """A decoding method: a name and the extra `generate` kwargs that select it."""
+    """A decoding method: a name, the extra `generate` kwargs that select it, and which of the models runs it."""
 
     name: str
     kwargs: dict = field(default_factory=dict)
     block_size: int | None = None
+    model: str = "model"
 
 
-def default_methods(block_sizes=(4, 16, 64), prompt_lookup: bool = True) -> list[Method]:
-    methods = [Method("hf_greedy")]
+def default_methods(block_sizes=(4, 16, 64), prompt_lookup: bool = True, model: str = "model") -> list[Method]:
+    """HF greedy (the reference of its model), optionally HF prompt lookup, and Jacobi at each block size."""
+    prefix = "" if model == "model" else f"{model}/"
+    methods = [Method(f"{prefix}hf_greedy", model=model)]
     if prompt_lookup:
-        methods.append(Method("hf_prompt_lookup", {"prompt_lookup_num_tokens": 10}))
+        methods.append(Method(f"{prefix}hf_prompt_lookup", {"prompt_lookup_num_tokens": 10}, model=model))
     for n in block_sizes:
-        methods.append(Method(f"jacobi_n{n}", {"generation_mode": "jacobi", "block_size": n}, block_size=n))
+        methods.append(
+            Method(f"{prefix}jacobi_n{n}", {"generation_mode": "jacobi", "block_size": n}, block_size=n, model=model)
+        )
     return methods
 
 
@@ -99,7 +104,7 @@ class ForwardCounter:
 
 
 def run_benchmark(
-    model,
+    models,
     tokenizer,
     problems: list[dict],
     methods: list[Method],
@@ -107,23 +112,30 @@ def run_benchmark(
     pass_at_1: bool = True,
     progress: bool = True,
 ) -> dict:
-    """Decode every problem with every method; returns per-method aggregates and per-sample records."""
+    """Decode every problem with every method, interleaved prompt by prompt; per-method aggregates and samples.
+
+    Args:
+        models: a model, or a dict name -> model for methods of several models (e.g. base and trained) in one run.
+    """
+    models = models if isinstance(models, dict) else {"model": models}
+    device = next(iter(models.values())).device
     prompts = [humaneval_prompt(tokenizer, p) for p in problems]
-    encoded = [tokenizer(p, return_tensors="pt").to(model.device) for p in prompts]
+    encoded = [tokenizer(p, return_tensors="pt").to(device) for p in prompts]
     base = dict(do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
-    counter = ForwardCounter(model)
+    counters = {name: ForwardCounter(model) for name, model in models.items()}
     try:
         for method in methods:  # warm-up
-            model.generate(**encoded[0], **{**base, "max_new_tokens": 8}, **method.kwargs)
+            models[method.model].generate(**encoded[0], **{**base, "max_new_tokens": 8}, **method.kwargs)
         records = {m.name: [] for m in methods}
         for problem, inputs in tqdm(list(zip(problems, encoded)), desc="benchmark", disable=not progress):
             for method in methods:
+                counter = counters[method.model]
                 counter.count = 0
-                if model.device.type == "cuda":
+                if device.type == "cuda":
                     torch.cuda.synchronize()
                 start = time.perf_counter()
-                out = model.generate(**inputs, **base, **method.kwargs)
-                if model.device.type == "cuda":
+                out = models[method.model].generate(**inputs, **base, **method.kwargs)
+                if device.type == "cuda":
                     torch.cuda.synchronize()
                 seconds = time.perf_counter() - start
                 new = out[0, inputs["input_ids"].shape[1] :]
@@ -132,13 +144,19 @@ def run_benchmark(
                      "forwards": counter.count}
                 )
     finally:
-        counter.remove()
+        for counter in counters.values():
+            counter.remove()
     return summarize(records, methods, problems, tokenizer, pass_at_1)
 
 
+def _greedy_of(method: Method, methods: list[Method]) -> str | None:
+    """Name of the HF greedy method of the same model: the reference for exact match and speedup."""
+    return next((m.name for m in methods if m.model == method.model and m.name.endswith("hf_greedy")), None)
+
+
 def summarize(records, methods, problems, tokenizer, pass_at_1: bool) -> dict:
-    reference = {r["task_id"]: r for r in records["hf_greedy"]} if "hf_greedy" in records else None
-    rows = []
+    by_id = {p["task_id"]: p for p in problems}
+    rows = {}
     for method in methods:
         recs = records[method.name]
         tokens = sum(len(r["tokens"]) for r in recs)
@@ -148,29 +166,31 @@ def summarize(records, methods, problems, tokenizer, pass_at_1: bool) -> dict:
         decode_forwards = sum(r["forwards"] - 1 for r in recs)
         row = {
             "method": method.name,
+            "model": method.model,
             "block_size": method.block_size,
             "tokens": tokens,
             "seconds": seconds,
             "tokens_per_s": tokens / seconds,
             "tpf": decode_tokens / max(decode_forwards, 1),
         }
-        if reference is not None:
-            row["exact_match"] = sum(r["tokens"] == reference[r["task_id"]]["tokens"] for r in recs) / len(recs)
         if pass_at_1:
-            by_id = {p["task_id"]: p for p in problems}
             passed = [passes_tests(by_id[r["task_id"]], tokenizer.decode(r["tokens"], skip_special_tokens=True))
                       for r in recs]
             row["pass_at_1"] = sum(passed) / len(passed)
-        rows.append(row)
-    if reference is not None:
-        greedy = next(r for r in rows if r["method"] == "hf_greedy")
-        for row in rows:
-            row["speedup"] = row["tokens_per_s"] / greedy["tokens_per_s"]
-    return {"methods": rows, "samples": records}
+        rows[method.name] = row
+    for method in methods:
+        reference = _greedy_of(method, methods)
+        if reference is None:
+            continue
+        ref_tokens = {r["task_id"]: r["tokens"] for r in records[reference]}
+        recs = records[method.name]
+        rows[method.name]["exact_match"] = sum(r["tokens"] == ref_tokens[r["task_id"]] for r in recs) / len(recs)
+        rows[method.name]["speedup"] = rows[method.name]["tokens_per_s"] / rows[reference]["tokens_per_s"]
+    return {"methods": list(rows.values()), "samples": records}
 
 
 def markdown_table(result: dict) -> str:
-    columns = ["method", "tpf", "tokens_per_s", "speedup", "exact_match", "pass_at_1"]
+    columns = ["method", "tpf", "tokens_per_s", "speedup", "exact_match", "pass_at_1"]  # model is in the name
     present = [c for c in columns if any(c in r for r in result["methods"])]
     lines = ["| " + " | ".join(present) + " |", "|" + "---|" * len(present)]
     for row in result["methods"]:
@@ -192,18 +212,21 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = result["methods"]
-    jacobi = sorted((r for r in rows if r["block_size"]), key=lambda r: r["block_size"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((axes[0], "speedup", "speedup vs HF greedy"), (axes[1], "tpf", "tokens / forward")):
-        ax.plot([r["block_size"] for r in jacobi], [r.get(key, float("nan")) for r in jacobi], "o-", label="Jacobi")
-        for r in rows:
-            if not r["block_size"] and key in r:
-                ax.axhline(r[key], linestyle="--", color="gray" if r["method"] == "hf_greedy" else "C1",
-                           label=r["method"])
+        for i, model in enumerate(dict.fromkeys(r["model"] for r in rows)):
+            jacobi = sorted((r for r in rows if r["block_size"] and r["model"] == model), key=lambda r: r["block_size"])
+            if jacobi:
+                ax.plot([r["block_size"] for r in jacobi], [r.get(key, float("nan")) for r in jacobi], "o-",
+                        color=f"C{i}", label=f"{model}: Jacobi")
+            for r in rows:
+                if r["model"] == model and not r["block_size"] and "prompt_lookup" in r["method"] and key in r:
+                    ax.axhline(r[key], linestyle=":", color=f"C{i}", label=f"{model}: HF prompt lookup")
+        ax.axhline(1.0, linestyle="--", color="gray", label="HF greedy")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("block size")
         ax.set_ylabel(label)
-        ax.legend()
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -52,9 +52,13 @@ def cmd_bench(args) -> None:
 
     model, tokenizer = load_model(jacobi_forcing=args.jacobi_forcing, model=args.model)
     problems = benchmark.load_humaneval(args.num_prompts, args.offset)
-    methods = benchmark.default_methods(args.block_sizes, prompt_lookup=not args.no_prompt_lookup)
+    models = {"trained" if args.jacobi_forcing else "base": model}
+    methods = benchmark.default_methods(args.block_sizes, prompt_lookup=not args.no_prompt_lookup, model=next(iter(models)))
+    if args.jacobi_forcing and args.base_block_sizes:
+        models["base"] = load_model(model=args.model)[0]
+        methods = benchmark.default_methods(args.base_block_sizes, prompt_lookup=False, model="base") + methods
     result = benchmark.run_benchmark(
-        model, tokenizer, problems, methods, max_new_tokens=args.max_new_tokens, pass_at_1=not args.no_pass_at_1
+        models, tokenizer, problems, methods, max_new_tokens=args.max_new_tokens, pass_at_1=not args.no_pass_at_1
     )
     meta = {
         "model": args.model or ("SmolLM2-135M-Instruct + Jacobi Forcing" if args.jacobi_forcing else "SmolLM2-135M-Instruct"),
@@ -105,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--block-sizes", type=int, nargs="+", default=[4, 16, 64])
     bench.add_argument("--max-new-tokens", type=int, default=128)
     bench.add_argument("--no-prompt-lookup", action="store_true")
+    bench.add_argument("--base-block-sizes", type=int, nargs="*", default=[],
+                       help="with --jacobi-forcing: also run the base model (HF greedy + Jacobi at these sizes)")
     bench.add_argument("--no-pass-at-1", action="store_true", help="skip running the HumanEval tests")
     bench.add_argument("--output-dir", default="outputs/bench")
     bench.set_defaults(func=cmd_bench)
