@@ -57,9 +57,39 @@ def test_greedy_identity_with_eos_inside_block(tiny_model_factory, family, batch
             torch.testing.assert_close(out, reference, rtol=0, atol=0, msg=f"{family} block_size={block_size}")
 
 
+# Multi-block decoding and rejection recycling: (block_size, num_blocks, pool_size, spawn_ratio). A spawn ratio of 0.1
+# spawns pseudo-active blocks at every forward even on these untrained models, so their paths are always exercised.
+MULTIBLOCK = [(3, 2, 0, 0.1), (4, 3, 4, 0.1), (2, 3, 4, 0.85), (5, 1, 4, 0.85)]
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_greedy_identity_multiblock_and_recycling(tiny_model_factory, family, batch):
+    model = tiny_model_factory(family)
+    inputs = _inputs(batch)
+    reference = _greedy(model, inputs)
+    for block_size, num_blocks, pool_size, spawn_ratio in MULTIBLOCK:
+        settings = dict(block_size=block_size, num_blocks=num_blocks, pool_size=pool_size, spawn_ratio=spawn_ratio)
+        out = _greedy(model, inputs, generation_mode="jacobi", return_dict_in_generate=True, **settings)
+        torch.testing.assert_close(out.sequences, reference, rtol=0, atol=0, msg=f"{family} {settings}")
+        assert int(out.accepted_tokens.sum()) == MAX_NEW_TOKENS - 1
+        assert out.draft_lengths.max() <= block_size * num_blocks
+        assert out.candidate_rows.max() <= 1 + pool_size
+        if spawn_ratio < 0.2:
+            assert out.draft_lengths.max() > block_size  # pseudo-active blocks were in flight
+    # EOS inside a block (rows stop at different forwards)
+    prompt_length = inputs["input_ids"].shape[1]
+    eos = int(reference[0, prompt_length + 5])
+    eos_reference = _greedy(model, inputs, eos_token_id=eos)
+    out = _greedy(model, inputs, generation_mode="jacobi", eos_token_id=eos, block_size=4, num_blocks=3, pool_size=4,
+                  spawn_ratio=0.1)
+    torch.testing.assert_close(out, eos_reference, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("family", ["llama", "mistral", "gemma2", "gpt2"])
 @pytest.mark.parametrize("draft_init", ["prompt", "repeat"])
-def test_long_generation_past_sliding_window(tiny_model_factory, family, draft_init):
+@pytest.mark.parametrize("multiblock", [{}, dict(num_blocks=3, pool_size=4, spawn_ratio=0.1)], ids=["K1", "K3pool4"])
+def test_long_generation_past_sliding_window(tiny_model_factory, family, draft_init, multiblock):
     """Many crops across the sliding-window boundary must leave the cache exactly as greedy decoding has it."""
     model = tiny_model_factory(family)
     ids, mask = padded_batch(2, [12, 4], seed=3)
@@ -67,6 +97,6 @@ def test_long_generation_past_sliding_window(tiny_model_factory, family, draft_i
     for block_size in (4, 7, 16):
         out = model.generate(
             input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=60,
-            generation_mode="jacobi", block_size=block_size, draft_init=draft_init,
+            generation_mode="jacobi", block_size=block_size, draft_init=draft_init, **multiblock,
         )
         torch.testing.assert_close(out, reference, rtol=0, atol=0)

@@ -3,7 +3,9 @@
 transformers has no registry of decoding strategies, but `generate(custom_generate=<callable>)` runs all of its
 preparation and then hands over the decoding loop. The only global change hf_jacobi makes is one thin wrapper around
 `GenerationMixin.generate` that turns `generation_mode="jacobi"` into that call; every other call passes through
-untouched.
+untouched. Options that need more than `jacobi.py` (which must stay self-contained for the Hub export) are resolved
+here and passed in as callables: `use_kernels=True` -> `verify_fn`, `block_size="auto"` -> `block_size_policy`
+(`hf_jacobi.auto`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,16 @@ def generate(self, *args, generation_mode: str | None = None, use_kernels: bool 
         from .kernels import get_verify_fn  # imports the `kernels` library only when asked for
 
         extra["verify_fn"] = get_verify_fn()
+    config = bound.get("generation_config") or self.generation_config
+    if jacobi.jacobi_setting("block_size", extra.get("block_size"), config) == "auto":
+        jacobi.check_auto_compatible(
+            jacobi.jacobi_setting("num_blocks", extra.get("num_blocks"), config),
+            jacobi.jacobi_setting("pool_size", extra.get("pool_size"), config),
+        )
+        if extra.get("block_size_policy") is None:
+            from .auto import AutoBlockSize  # calibrates once per model and device, then reads the cache
+
+            extra["block_size_policy"] = AutoBlockSize.for_model(self)
     return _original_generate(self, **jacobi.route_to_jacobi({**bound, **extra}, self))
 
 

@@ -5,13 +5,16 @@ This file depends only on `torch` and `transformers`: it is copied verbatim to a
 by `hf_jacobi.export_custom_generate`, so `model.generate(custom_generate=<dir or repo>, trust_remote_code=True)` works
 without hf_jacobi installed. Keep it self-contained.
 
-Layout, after transformers' assisted decoding: a draft source (`JacobiDraft`) proposes the block, and one routine
-(`jacobi_decode`) owns verification, acceptance (`accept_length`, the only implementation of the rule) and `cache.crop`.
+Layout, after transformers' assisted decoding: draft sources propose tokens (`JacobiDraft`: the block;
+`MultiBlockDraft`: the block plus pseudo-active blocks behind it; `RejectionPool`: recycled n-grams verified as extra
+batch rows), and one routine (`jacobi_decode`) owns verification, acceptance (`accept_length`, the only implementation
+of the rule), the choice among candidate rows and `cache.crop`.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 
 import torch
@@ -19,7 +22,14 @@ from transformers import GenerationConfig, GenerationMixin, StoppingCriteriaList
 from transformers.generation.utils import GenerateDecoderOnlyOutput
 
 #: Jacobi settings read from `generate(...)` kwargs or, failing that, from attributes of the `GenerationConfig`.
-JACOBI_DEFAULTS = {"block_size": 16, "draft_init": "prompt", "draft_seed": 0}
+JACOBI_DEFAULTS = {
+    "block_size": 16,
+    "draft_init": "prompt",
+    "draft_seed": 0,
+    "num_blocks": 1,
+    "spawn_ratio": 0.85,
+    "pool_size": 0,
+}
 DRAFT_INITS = ("prompt", "repeat")
 
 
@@ -31,11 +41,20 @@ class JacobiGenerateOutput(GenerateDecoderOnlyOutput):
         num_forwards (`int`): decoding forwards, prefill excluded.
         accepted_tokens (`torch.LongTensor` of shape `(num_forwards,)`): tokens committed by each forward.
         tokens_per_forward (`float`): tokens produced by the decoding forwards / `num_forwards` (TPF).
+        draft_lengths (`torch.LongTensor` of shape `(num_forwards,)`): draft tokens fed per sequence by each forward
+            (the block size, plus the pseudo-active blocks in flight when `num_blocks > 1`).
+        candidate_rows (`torch.LongTensor` of shape `(num_forwards,)`): rows verified per sequence by each forward:
+            1 (the draft) + recycled candidates from the rejection pool.
+        recycled_wins (`torch.LongTensor` of shape `(num_forwards,)`): sequences whose committed tokens came from a
+            recycled candidate (it accepted strictly more than the draft) in each forward.
     """
 
     num_forwards: int | None = None
     accepted_tokens: torch.LongTensor | None = None
     tokens_per_forward: float | None = None
+    draft_lengths: torch.LongTensor | None = None
+    candidate_rows: torch.LongTensor | None = None
+    recycled_wins: torch.LongTensor | None = None
 
 
 def accept_length(draft: torch.LongTensor, predictions: torch.LongTensor) -> torch.LongTensor:
@@ -56,19 +75,30 @@ def accept_length(draft: torch.LongTensor, predictions: torch.LongTensor) -> tor
     return 1 + matches.cumprod(dim=-1).sum(dim=-1)
 
 
-def select_tokens(scores: torch.FloatTensor, do_sample: bool) -> torch.LongTensor:
+def select_tokens(scores: torch.FloatTensor, do_sample: bool, group_size: int = 1) -> torch.LongTensor:
     """The model's token at every position: argmax, or a sample of the processed distribution.
 
+    With `group_size > 1` (sampling only) the rows come in groups of `group_size` consecutive rows that share their
+    random numbers: every row still gets an exact sample of its own distribution (an exponential race, `argmax(p / E)`
+    with `E ~ Exp(1)` per token), and rows of a group whose distributions are equal get the same token. Candidate rows
+    of one sequence see the same exact prefix up to where their drafts differ, so they all reveal prefixes of one and
+    the same sampled continuation, and keeping the longest one reveals more of it without biasing it.
+
     Args:
-        scores (`torch.FloatTensor` of shape `(..., vocab)`): processed logits.
+        scores (`torch.FloatTensor` of shape `(rows, ..., vocab)`): processed logits.
+        group_size (`int`): rows per group of shared randomness; `rows` must be a multiple of it.
     """
     if not do_sample:
         return scores.argmax(-1)
     probs = torch.softmax(scores, dim=-1)
-    return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1).reshape(probs.shape[:-1])
+    if group_size == 1:
+        return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1).reshape(probs.shape[:-1])
+    grouped = probs.reshape(-1, group_size, *probs.shape[1:])
+    race = torch.empty((grouped.shape[0], 1, *grouped.shape[2:]), device=probs.device, dtype=probs.dtype)
+    return (grouped / race.exponential_()).argmax(-1).reshape(probs.shape[:-1])
 
 
-def verify_block(block: torch.LongTensor, scores: torch.FloatTensor, do_sample: bool = False):
+def verify_block(block: torch.LongTensor, scores: torch.FloatTensor, do_sample: bool = False, group_size: int = 1):
     """One Jacobi verification: the model's token at every block position and how many draft tokens are exact.
 
     Under sampling a draft token is kept only when the token sampled before it equals it: it is accepted with
@@ -77,14 +107,27 @@ def verify_block(block: torch.LongTensor, scores: torch.FloatTensor, do_sample: 
     distribution given the exact prefix.
 
     Args:
-        block (`torch.LongTensor` of shape `(batch, n)`): the draft fed to the model.
-        scores (`torch.FloatTensor` of shape `(batch, n, vocab)`): processed logits at the block positions.
+        block (`torch.LongTensor` of shape `(rows, n)`): the drafts fed to the model.
+        scores (`torch.FloatTensor` of shape `(rows, n, vocab)`): processed logits at the block positions.
+        group_size (`int`): candidate rows per sequence that share random numbers under sampling (`select_tokens`).
 
     Returns:
-        `(predictions, accepted)`: `(batch, n)` tokens and `(batch,)` accepted lengths in `[1, n]`.
+        `(predictions, accepted)`: `(rows, n)` tokens and `(rows,)` accepted lengths in `[1, n]`.
     """
-    predictions = select_tokens(scores, do_sample)
+    predictions = select_tokens(scores, do_sample, group_size)
     return predictions, accept_length(block, predictions)
+
+
+def choose_rows(accepted: torch.LongTensor, num_rows: int) -> torch.LongTensor:
+    """Per sequence, the candidate row with the longest accepted prefix; ties go to the first row (the draft).
+
+    Args:
+        accepted (`torch.LongTensor` of shape `(batch * num_rows,)`): accepted lengths, `num_rows` rows per sequence.
+
+    Returns:
+        `torch.LongTensor` of shape `(batch,)`: the chosen row of each sequence, in `[0, num_rows)`.
+    """
+    return accepted.view(-1, num_rows).argmax(-1)  # argmax returns the first of equal maxima
 
 
 class JacobiDraft:
@@ -132,6 +175,154 @@ class JacobiDraft:
         self.guess = predictions[:, num_accepted:]
 
 
+class MultiBlockDraft(JacobiDraft):
+    r"""Multi-block drafting (spec §2, "MR" without the recycling part): up to `num_blocks` blocks of `n` tokens in
+    flight, adapted to the sliding-block loop.
+
+    Mapping to the paper's scheme:
+
+    - The *real-active block* is the first `n` draft tokens, `[last committed token, carried predictions...]`: the
+      block whose prefix is verified against the committed context, exactly as with `num_blocks=1`.
+    - *Pseudo-active blocks* are further tokens appended behind it, drafted on top of its unverified tail (filler at
+      first). A block of `n` tokens is spawned only once the real-active block is confident: in the last forward at
+      least `ceil(spawn_ratio * n)` of its `n` positions were settled, i.e. the draft token equalled the model's
+      prediction from the position before (accepted tokens, and unverified tokens that reproduced themselves: fixed
+      points of the Jacobi iteration). With every position accepted this is the paper's "the real-active block has
+      accepted `ceil(r*n)` tokens"; with a stable unverified tail it spawns before the tail is verified. Spawning
+      makes the next draft one block longer than the last one, so confident forwards grow the draft one block at a
+      time up to `num_blocks` blocks.
+    - Pseudo-active tokens are iterated like the rest of the draft: the model's predictions at their positions are
+      carried as their next draft. Without a spawn they stay in flight, the draft ending where the last one ended,
+      while the committed prefix moves into them; that is the paper's "when the real-active block completes, the next
+      block becomes real-active": its first tokens are now in the first `n` draft positions and re-verified there.
+      The draft shrinks back to `n` tokens once the committed prefix has passed them.
+    - Losslessness needs no extra argument: the whole draft is one sequence verified by `accept_length`, so a
+      pseudo-active token is committed only when it equals the prediction made from an exact prefix.
+
+    The draft length is at least `n` and at most `num_blocks * n`; with `num_blocks=1` this is `JacobiDraft`.
+    """
+
+    def __init__(self, prompt_ids, prompt_mask, block_size: int, draft_init: str, seed: int, num_blocks: int = 1,
+                 spawn_ratio: float = 0.85):
+        super().__init__(prompt_ids, prompt_mask, block_size, draft_init, seed)
+        self.num_blocks = num_blocks
+        self.spawn_ratio = spawn_ratio
+        self.spawn = False
+        self.last_length = 0
+
+    def draft_length(self, block_size: int) -> int:
+        """Tokens to draft next for block size `n`.
+
+        Spawning: one block more than the last draft. Otherwise: up to the end of the last draft (the bonus token and
+        the carried predictions), so the tokens in flight stay. Always between `n` and `num_blocks * n`.
+        """
+        if self.num_blocks == 1:
+            return block_size
+        if self.spawn:
+            length = max(block_size, self.last_length) + block_size
+        else:
+            length = max(block_size, 1 + self.guess.shape[1])
+        return min(self.num_blocks * block_size, length)
+
+    def update_candidate_strategy(self, predictions: torch.LongTensor, num_accepted: int, block=None,
+                                  block_size: int | None = None, unfinished=None) -> None:
+        """Carry the predictions past the accepted prefix and decide whether to spawn a pseudo-active block.
+
+        Args:
+            predictions (`torch.LongTensor` of shape `(batch, length)`): the model's tokens at the draft positions.
+            num_accepted (`int`): tokens committed by this forward.
+            block (`torch.LongTensor` of shape `(batch, length)`): the draft that was fed.
+            block_size (`int`): `n` of this forward.
+            unfinished (`torch.BoolTensor` of shape `(batch,)`): rows still generating; all rows must be confident.
+        """
+        super().update_candidate_strategy(predictions, num_accepted)
+        if self.num_blocks == 1 or block is None:
+            return
+        self.last_length = block.shape[1]
+        m = min(block_size, block.shape[1])
+        settled = 1 + (block[:, 1:m] == predictions[:, : m - 1]).sum(-1)
+        if unfinished is not None and unfinished.any():
+            settled = settled[unfinished]
+        self.spawn = int(settled.min()) >= math.ceil(self.spawn_ratio * block_size)
+
+
+class RejectionPool:
+    r"""Rejection recycling (spec §2): a pool of n-grams from rejected draft tails, verified as extra batch rows.
+
+    After each forward, a row's draft is rejected at its first wrong position `a`; the tail from there,
+    `[d_a, ..., d_m, g_m]`, extended while each draft token equals the model's prediction after the one before it
+    (`d_{j+1} == g_j`), is a self-consistent n-gram of the model's own predictions that failed only because `d_a` was
+    not the right token at that position. It is pooled, keyed by its first token `d_a` (at most `pool_size` n-grams
+    per sequence, oldest dropped first). When a later last committed token equals the key, the candidate draft
+    `[key, rest of the n-gram, draft tokens after it]` is verified in the same forward as an extra batch row; the loop
+    keeps the row with the longest accepted prefix (ties go to the draft).
+
+    Args:
+        batch_size (`int`): sequences.
+        pool_size (`int`): n-grams kept per sequence.
+    """
+
+    def __init__(self, batch_size: int, pool_size: int):
+        self.pool_size = pool_size
+        self.pools: list[list[tuple[int, ...]]] = [[] for _ in range(batch_size)]
+
+    def get_candidates(self, block: torch.LongTensor) -> torch.LongTensor | None:
+        """Candidate drafts for every sequence: the draft first, then recycled n-grams whose key is `block[:, 0]`.
+
+        Args:
+            block (`torch.LongTensor` of shape `(batch, length)`): the draft of this forward.
+
+        Returns:
+            `torch.LongTensor` of shape `(batch, rows, length)` with `rows - 1` candidates at most `pool_size`, row 0
+            being the draft (sequences with fewer candidates repeat it), or `None` when no sequence has a candidate.
+        """
+        length = block.shape[1]
+        drafts = block.tolist()
+        candidates = []
+        for draft, pool in zip(drafts, self.pools):
+            rows, seen = [], {tuple(draft)}
+            for ngram in reversed(pool):  # most recent first
+                if ngram[0] != draft[0]:
+                    continue
+                row = list(ngram[:length]) + draft[len(ngram) :]
+                if tuple(row) not in seen:
+                    seen.add(tuple(row))
+                    rows.append(row)
+            candidates.append(rows)
+        num_rows = 1 + max(len(rows) for rows in candidates)
+        if num_rows == 1:
+            return None
+        table = [[draft] + rows + [draft] * (num_rows - 1 - len(rows)) for draft, rows in zip(drafts, candidates)]
+        return torch.tensor(table, dtype=block.dtype, device=block.device)
+
+    def update_candidate_strategy(self, block: torch.LongTensor, predictions: torch.LongTensor,
+                                  accepted: torch.LongTensor, rows=None) -> None:
+        """Pool the rejected tail of each sequence's draft.
+
+        Args:
+            block, predictions (`torch.LongTensor` of shape `(batch, length)`): the drafts and the model's tokens.
+            accepted (`torch.LongTensor` of shape `(batch,)`): each row's own accepted length.
+            rows (`torch.BoolTensor` of shape `(batch,)`, *optional*): rows to update (the unfinished ones).
+        """
+        length = block.shape[1]
+        keep = [True] * block.shape[0] if rows is None else rows.tolist()
+        # matches[j]: d_{j+1} == g_j, the draft token after position j is the model's prediction from position j.
+        matches = (block[:, 1:] == predictions[:, :-1]).tolist()
+        rows_data = zip(keep, block.tolist(), predictions.tolist(), accepted.tolist(), matches, self.pools)
+        for update, draft, preds, a, row_matches, pool in rows_data:
+            if not update or a >= length:
+                continue
+            m = a
+            while m < length - 1 and row_matches[m]:
+                m += 1
+            ngram = tuple(draft[a : m + 1]) + (preds[m],)
+            if ngram in pool:
+                pool.remove(ngram)
+            pool.append(ngram)
+            if len(pool) > self.pool_size:
+                del pool[0]
+
+
 def jacobi_setting(name: str, value, generation_config: GenerationConfig):
     """A Jacobi setting from the generate kwarg, else the GenerationConfig attribute, else the default."""
     if value is None:
@@ -147,10 +338,57 @@ def _max_positions(config) -> int | None:
     return None
 
 
-def validate_jacobi_inputs(model, generation_config: GenerationConfig, block_size, draft_init, prompt_length: int):
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_auto_compatible(num_blocks, pool_size) -> None:
+    """`block_size="auto"` models the cost of one block per sequence: refuse the options that add rows or blocks."""
+    if num_blocks != 1 or pool_size != 0:
+        raise ValueError(
+            "`block_size='auto'` chooses the block size from forward timings of one block per sequence; it cannot "
+            f"be combined with num_blocks={num_blocks!r} or pool_size={pool_size!r}. Pass an int block_size with "
+            "them, or drop them with 'auto'."
+        )
+
+
+def validate_jacobi_inputs(
+    model,
+    generation_config: GenerationConfig,
+    block_size,
+    draft_init,
+    prompt_length: int,
+    num_blocks=1,
+    spawn_ratio=0.85,
+    pool_size=0,
+    block_size_policy=None,
+):
     """Refuse every setting under which Jacobi decoding would not give the greedy output, saying what to do."""
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"`block_size` must be an int >= 1 (tokens decoded in parallel), got {block_size!r}.")
+    if block_size == "auto":
+        if block_size_policy is None:
+            raise ValueError(
+                "`block_size='auto'` is resolved by hf_jacobi (it times the model's forwards): `import hf_jacobi` and "
+                "pass generation_mode='jacobi', or pass an int block_size to this custom_generate."
+            )
+        check_auto_compatible(num_blocks, pool_size)
+    elif not _is_int(block_size) or block_size < 1:
+        raise ValueError(
+            f"`block_size` must be an int >= 1 (tokens decoded in parallel) or 'auto', got {block_size!r}."
+        )
+    if not _is_int(num_blocks) or num_blocks < 1:
+        raise ValueError(
+            f"`num_blocks` must be an int >= 1 (blocks in flight; 1 = plain Jacobi decoding), got {num_blocks!r}."
+        )
+    if isinstance(spawn_ratio, bool) or not isinstance(spawn_ratio, (int, float)) or not 0 < spawn_ratio <= 1:
+        raise ValueError(
+            "`spawn_ratio` must be a number in (0, 1] (share of the real-active block that must be settled before a "
+            f"pseudo-active block is spawned; 0.85 in the paper), got {spawn_ratio!r}."
+        )
+    if not _is_int(pool_size) or pool_size < 0:
+        raise ValueError(
+            f"`pool_size` must be an int >= 0 (rejected n-grams kept per sequence; 0 turns recycling off), got "
+            f"{pool_size!r}."
+        )
     if draft_init not in DRAFT_INITS:
         raise ValueError(f"`draft_init` must be one of {DRAFT_INITS}, got {draft_init!r}.")
     if model.config.is_encoder_decoder:
@@ -195,32 +433,51 @@ def jacobi_decode(
     generation_config: GenerationConfig,
     synced_gpus: bool = False,
     jacobi_streamer=None,
-    block_size: int | None = None,
+    block_size: int | str | None = None,
     draft_init: str | None = None,
     draft_seed: int | None = None,
+    num_blocks: int | None = None,
+    spawn_ratio: float | None = None,
+    pool_size: int | None = None,
     verify_fn=None,
+    block_size_policy=None,
     **model_kwargs,
 ):
     r"""Jacobi decoding, called by `GenerationMixin.generate` as a `custom_generate` callable.
 
-    Each iteration feeds a block of `block_size` draft tokens after the committed ones, accepts the longest exact
-    prefix (`accept_length`), commits those tokens' KV entries and crops the rest of the cache, and drafts the next
-    block from the model's predictions. Under greedy decoding the output equals greedy decoding token for token; under
-    sampling (`do_sample=True`, with any logits processors and warpers) it follows the same distribution as ordinary
-    sampling (see `verify_block`).
+    Each iteration feeds a draft after the committed tokens, accepts the longest exact prefix (`accept_length`),
+    commits those tokens' KV entries and crops the rest of the cache, and drafts the next block from the model's
+    predictions. Under greedy decoding the output equals greedy decoding token for token; under sampling
+    (`do_sample=True`, with any logits processors and warpers) it follows the same distribution as ordinary sampling
+    (see `verify_block`).
 
     With batch > 1 every row commits the same number of tokens per forward (the smallest among unfinished rows), so
     the cache stays rectangular and sliding-window layers see exactly the positions greedy decoding would.
+
+    Multi-block decoding with rejection recycling (spec §2) is `num_blocks > 1` (`MultiBlockDraft`) and
+    `pool_size > 0` (`RejectionPool`). Recycled candidates are verified as extra batch rows of the same forward: the
+    cache rows are repeated (`cache.batch_repeat_interleave`) before it and the row with the longest accepted prefix
+    per sequence is kept (`cache.batch_select_indices`) after it. Under sampling the rows of one sequence share their
+    random numbers (`select_tokens`), which keeps the choice of row unbiased.
 
     Args:
         input_ids (`torch.LongTensor` of shape `(batch, prompt_length)`): the prompt (left-padded for batches).
         logits_processor, stopping_criteria, generation_config: prepared by `generate`.
         jacobi_streamer (`BaseStreamer`, *optional*): receives the prompt, then the accepted tokens as accepted.
-        block_size (`int`): tokens decoded in parallel per forward (default 16).
+        block_size (`int`): tokens decoded in parallel per forward, `n` (default 16). `"auto"` needs a
+            `block_size_policy` (hf_jacobi passes one, see `hf_jacobi.auto`).
         draft_init (`str`): filler for the draft, `"prompt"` or `"repeat"`.
         draft_seed (`int`): seed of the filler sampler.
+        num_blocks (`int`): blocks of `n` tokens in flight, `K` (default 1: plain Jacobi decoding).
+        spawn_ratio (`float`): `r` in (0, 1]: a pseudo-active block is spawned once `ceil(r * n)` positions of the
+            real-active block are settled (default 0.85).
+        pool_size (`int`): rejected n-grams kept per sequence for rejection recycling (default 0: off).
         verify_fn (`Callable`, *optional*): replaces `verify_block` (same signature and results), e.g. the fused
-            kernel from `hf_jacobi.kernels.get_verify_fn()`.
+            kernel from `hf_jacobi.kernels.get_verify_fn()`. Sampled forwards with recycled candidate rows use
+            `verify_block` itself, whose shared random numbers keep the choice of row unbiased.
+        block_size_policy (*optional*): chooses `n` per forward: `next_block_size(remaining: int) -> int` before it
+            and `observe(draft_length: int, num_accepted: int)` (tokens the forward commits per sequence) after it.
+            Any choice is lossless; it only changes the speed.
         model_kwargs: `cache`, `attention_mask`, `position_ids`, ... prepared by `generate`.
 
     Returns:
@@ -230,8 +487,14 @@ def jacobi_decode(
     block_size = jacobi_setting("block_size", block_size, generation_config)
     draft_init = jacobi_setting("draft_init", draft_init, generation_config)
     draft_seed = jacobi_setting("draft_seed", draft_seed, generation_config)
+    num_blocks = jacobi_setting("num_blocks", num_blocks, generation_config)
+    spawn_ratio = jacobi_setting("spawn_ratio", spawn_ratio, generation_config)
+    pool_size = jacobi_setting("pool_size", pool_size, generation_config)
     batch_size, prompt_length = input_ids.shape
-    validate_jacobi_inputs(model, generation_config, block_size, draft_init, prompt_length)
+    validate_jacobi_inputs(
+        model, generation_config, block_size, draft_init, prompt_length, num_blocks, spawn_ratio, pool_size,
+        block_size_policy,
+    )
     if synced_gpus:
         raise ValueError("Jacobi decoding does not support synced_gpus (DeepSpeed ZeRO-3 / FSDP generation).")
     cache = model_kwargs.get("cache")
@@ -255,7 +518,10 @@ def jacobi_decode(
     attention_mask = model_kwargs.get("attention_mask")
     takes_position_ids = "position_ids" in inspect.signature(model.forward).parameters
     unfinished = torch.ones(batch_size, dtype=torch.bool, device=input_ids.device)
-    draft = JacobiDraft(input_ids, attention_mask, block_size, draft_init, draft_seed)
+    draft = MultiBlockDraft(
+        input_ids, attention_mask, block_size, draft_init, draft_seed, num_blocks=num_blocks, spawn_ratio=spawn_ratio
+    )
+    pool = RejectionPool(batch_size, pool_size) if pool_size > 0 else None
     verify = verify_block if verify_fn is None else verify_fn
 
     # Prefill: the prompt, as ordinary generation does.
@@ -293,36 +559,77 @@ def jacobi_decode(
     if streamer is not None:
         streamer.put(input_ids[:, -1:].cpu())
 
-    accepted = []
+    accepted, draft_lengths, candidate_rows, recycled_wins = [], [], [], []
     while not done:
         cur_length = input_ids.shape[1]
-        # Never draft past max_length: a block of n tokens commits at most n new ones.
-        n = min(block_size, max_length - cur_length)
-        block = draft.get_candidates(input_ids[:, -1], n)
+        remaining = max_length - cur_length
+        # Never draft past max_length: a draft of n tokens commits at most n new ones.
+        n = block_size if block_size_policy is None else block_size_policy.next_block_size(remaining)
+        n = min(n, remaining)
+        length = min(draft.draft_length(n), remaining)
+        block = draft.get_candidates(input_ids[:, -1], length)
+        candidates = pool.get_candidates(block) if pool is not None else None
+        num_rows = 1 if candidates is None else candidates.shape[1]
+        rows = block if candidates is None else candidates.reshape(batch_size * num_rows, length)
+
         if attention_mask is not None:
-            block_mask = torch.cat([attention_mask, attention_mask.new_ones((batch_size, n - 1))], dim=-1)
+            block_mask = torch.cat([attention_mask, attention_mask.new_ones((batch_size, length - 1))], dim=-1)
             start = attention_mask.sum(-1, keepdim=True) - 1
         else:
             block_mask = None
             start = torch.full((batch_size, 1), cur_length - 1, device=input_ids.device)
-        forward_kwargs = {"position_ids": start + torch.arange(n, device=input_ids.device)} if takes_position_ids else {}
+        positions = start + torch.arange(length, device=input_ids.device)
+        context = input_ids
+        if num_rows > 1:
+            # Verify the recycled candidates in the same forward, as extra rows sharing each sequence's cache.
+            cache.batch_repeat_interleave(num_rows)
+            positions = positions.repeat_interleave(num_rows, dim=0)
+            block_mask = None if block_mask is None else block_mask.repeat_interleave(num_rows, dim=0)
+            context = input_ids.repeat_interleave(num_rows, dim=0)
+        forward_kwargs = {"position_ids": positions} if takes_position_ids else {}
         outputs = model(
-            input_ids=block, attention_mask=block_mask, cache=cache, use_cache=True, return_dict=True, **forward_kwargs
+            input_ids=rows, attention_mask=block_mask, cache=cache, use_cache=True, return_dict=True, **forward_kwargs
         )
         block_logits = outputs.logits.to(dtype=torch.float32)
         del outputs
         if len(logits_processor) > 0:
-            # Position i is scored as if generated after the committed tokens and draft[1..i].
-            context = torch.cat([input_ids, block[:, 1:]], dim=-1)
-            block_scores = torch.stack(
-                [logits_processor(context[:, : cur_length + i], block_logits[:, i]) for i in range(n)], dim=1
-            )
+            # Position i is scored as if generated after the committed tokens and draft[1..i]. Processors see one row
+            # per sequence, in batch order (some index the batch: padding lengths, prefix_allowed_tokens_fn), so
+            # candidate rows are scored one candidate index at a time.
+            context = torch.cat([context, rows[:, 1:]], dim=-1)
+            block_scores = torch.empty_like(block_logits)
+            for c in range(num_rows):
+                group = slice(c, None, num_rows)
+                block_scores[group] = torch.stack(
+                    [logits_processor(context[group, : cur_length + i], block_logits[group, i]) for i in range(length)],
+                    dim=1,
+                )
         else:
             block_scores = block_logits
-        predictions, row_accept = verify(block, block_scores, do_sample)
+        if num_rows > 1 and do_sample:
+            predictions, row_accept = verify_block(rows, block_scores, do_sample, group_size=num_rows)
+        else:
+            predictions, row_accept = verify(rows, block_scores, do_sample)
 
+        if num_rows > 1:
+            # Keep, per sequence, the row with the longest accepted prefix (the first one, i.e. the draft, on ties).
+            first = torch.arange(batch_size, device=rows.device) * num_rows
+            pool.update_candidate_strategy(block, predictions[first], row_accept[first], unfinished)
+            best = choose_rows(row_accept, num_rows)
+            recycled_wins.append(int((unfinished & (best > 0)).sum()))
+            keep = first + best
+            cache.batch_select_indices(keep)
+            block, predictions, row_accept = rows[keep], predictions[keep], row_accept[keep]
+            block_scores, block_logits = block_scores[keep], block_logits[keep]
+        else:
+            if pool is not None:
+                pool.update_candidate_strategy(block, predictions, row_accept, unfinished)
+            recycled_wins.append(0)
         # Rows share one commit length so the cache stays rectangular; finished rows do not hold the others back.
-        num_accepted = int(row_accept[unfinished].min()) if unfinished.any() else n
+        num_accepted = int(row_accept[unfinished].min()) if unfinished.any() else length
+        if block_size_policy is not None:
+            block_size_policy.observe(length, num_accepted)
+        still_running = unfinished
         for i in range(num_accepted):
             done = emit(predictions[:, i], block_scores[:, i], block_logits[:, i])
             if done:
@@ -331,9 +638,11 @@ def jacobi_decode(
         if streamer is not None:
             streamer.put(input_ids[:, -num_accepted:].cpu())
         accepted.append(num_accepted)
+        draft_lengths.append(length)
+        candidate_rows.append(num_rows)
         # Keep the KV entries of the accepted draft tokens (draft[:, :num_accepted]), drop the rest.
-        cache.crop(-(n - num_accepted))
-        draft.update_candidate_strategy(predictions, num_accepted)
+        cache.crop(-(length - num_accepted))
+        draft.update_candidate_strategy(predictions, num_accepted, block, n, still_running)
 
     if streamer is not None:
         streamer.end()
@@ -348,6 +657,9 @@ def jacobi_decode(
         num_forwards=num_forwards,
         accepted_tokens=torch.tensor(accepted, dtype=torch.long),
         tokens_per_forward=(sum(accepted) / num_forwards) if num_forwards else None,
+        draft_lengths=torch.tensor(draft_lengths, dtype=torch.long),
+        candidate_rows=torch.tensor(candidate_rows, dtype=torch.long),
+        recycled_wins=torch.tensor(recycled_wins, dtype=torch.long),
     )
 
 
