@@ -5,7 +5,15 @@ transformers causal LM; under greedy decoding it returns exactly the tokens of o
 """
 
 from .integration import disable, enable, export_custom_generate
-from .jacobi import JacobiDraft, JacobiGenerateOutput, accept_length, jacobi_decode
+from .jacobi import (
+    JacobiDraft,
+    JacobiGenerateOutput,
+    MultiBlockDraft,
+    RejectionPool,
+    accept_length,
+    jacobi_decode,
+    verify_block,
+)
 
 __version__ = "0.1.0"
 
@@ -40,6 +48,9 @@ __all__ = [
     "pack_trajectories",
     "JacobiDraft",
     "JacobiGenerateOutput",
+    "MultiBlockDraft",
+    "RejectionPool",
+    "verify_block",
     "accept_length",
     "disable",
     "enable",

@@ -33,16 +33,28 @@ class Method:
     model: str = "model"
 
 
-def default_methods(block_sizes=(4, 16, 64), prompt_lookup: bool = True, model: str = "model") -> list[Method]:
-    """HF greedy (the reference of its model), optionally HF prompt lookup, and Jacobi at each block size."""
+def default_methods(
+    block_sizes=(4, 16, 64),
+    prompt_lookup: bool = True,
+    model: str = "model",
+    multiblock: tuple[int, int] | None = None,
+    auto: bool = False,
+) -> list[Method]:
+    """HF greedy (the reference of its model), optionally HF prompt lookup, Jacobi at each block size, optionally
+    multi-block Jacobi (`(num_blocks, pool_size)`) at each block size and `block_size="auto"`."""
     prefix = "" if model == "model" else f"{model}/"
+    jacobi = {"generation_mode": "jacobi"}
     methods = [Method(f"{prefix}hf_greedy", model=model)]
     if prompt_lookup:
         methods.append(Method(f"{prefix}hf_prompt_lookup", {"prompt_lookup_num_tokens": 10}, model=model))
     for n in block_sizes:
-        methods.append(
-            Method(f"{prefix}jacobi_n{n}", {"generation_mode": "jacobi", "block_size": n}, block_size=n, model=model)
-        )
+        methods.append(Method(f"{prefix}jacobi_n{n}", {**jacobi, "block_size": n}, block_size=n, model=model))
+        if multiblock is not None:
+            k, pool = multiblock
+            methods.append(Method(f"{prefix}jacobi_n{n}_K{k}_pool{pool}",
+                                  {**jacobi, "block_size": n, "num_blocks": k, "pool_size": pool}, model=model))
+    if auto:
+        methods.append(Method(f"{prefix}jacobi_auto", {**jacobi, "block_size": "auto"}, model=model))
     return methods
 
 

@@ -53,7 +53,10 @@ def cmd_bench(args) -> None:
     model, tokenizer = load_model(jacobi_forcing=args.jacobi_forcing, model=args.model)
     problems = benchmark.load_humaneval(args.num_prompts, args.offset)
     models = {"trained" if args.jacobi_forcing else "base": model}
-    methods = benchmark.default_methods(args.block_sizes, prompt_lookup=not args.no_prompt_lookup, model=next(iter(models)))
+    methods = benchmark.default_methods(
+        args.block_sizes, prompt_lookup=not args.no_prompt_lookup, model=next(iter(models)),
+        multiblock=tuple(args.multiblock) if args.multiblock else None, auto=args.auto,
+    )
     if args.jacobi_forcing and args.base_block_sizes:
         models["base"] = load_model(model=args.model)[0]
         methods = benchmark.default_methods(args.base_block_sizes, prompt_lookup=False, model="base") + methods
@@ -109,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--block-sizes", type=int, nargs="+", default=[4, 16, 64])
     bench.add_argument("--max-new-tokens", type=int, default=128)
     bench.add_argument("--no-prompt-lookup", action="store_true")
+    bench.add_argument("--multiblock", type=int, nargs=2, metavar=("NUM_BLOCKS", "POOL_SIZE"),
+                       help="also run multi-block Jacobi with rejection recycling at each block size")
+    bench.add_argument("--auto", action="store_true", help="also run block_size='auto'")
     bench.add_argument("--base-block-sizes", type=int, nargs="*", default=[],
                        help="with --jacobi-forcing: also run the base model (HF greedy + Jacobi at these sizes)")
     bench.add_argument("--no-pass-at-1", action="store_true", help="skip running the HumanEval tests")

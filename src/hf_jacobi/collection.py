@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .demo import chat_prompt
 from .jacobi import JacobiDraft
 
 RECORDS_FILE = "trajectories.jsonl"
@@ -72,14 +73,6 @@ def load_prompts(source) -> list[str]:
         else:
             raise ValueError(f"prompt record {i} has neither a non-empty 'prompt' nor 'messages' field.")
     return prompts
-
-
-def _format(tokenizer, prompt: str) -> str:
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-    return prompt
 
 
 def _block_masks(model, attention_mask, prompt_width, block_size, num_blocks, start, positions_ctx, positions_draft, dtype):
@@ -248,6 +241,7 @@ def collect_trajectories(
     if config_path.exists():
         previous = json.loads(config_path.read_text())
         previous.pop("seconds", None)
+        previous.pop("prompts_done", None)
         if previous != settings:
             raise ValueError(
                 f"{output_dir} holds a collection made with other settings ({previous}); use a new output_dir or the "
@@ -269,41 +263,43 @@ def collect_trajectories(
     todo = [c for c in chunks if not all(i in done for i in c)]
     started, new_chunks = time.perf_counter(), 0
     eos = model.generation_config.eos_token_id
-    for chunk_id, chunk in tqdm([(chunks.index(c), c) for c in todo], desc="collect", disable=not progress):
-        if max_chunks is not None and new_chunks >= max_chunks:
-            break
-        texts = [_format(tokenizer, prompts[i]) for i in chunk]
-        batch = tokenizer(texts, return_tensors="pt", padding=True).to(model.device)
-        with torch.no_grad():
-            sequences = model.generate(
-                **batch, do_sample=False, max_new_tokens=num_blocks * n, generation_mode="jacobi",
-                block_size=config.generate_block_size or n, pad_token_id=tokenizer.pad_token_id,
-            )
-        # Whole blocks: pad the continuation (rows past their EOS are padding already) to a multiple of n.
-        width = batch["input_ids"].shape[1]
-        blocks_here = -(-(sequences.shape[1] - width) // n)
-        sequences = torch.nn.functional.pad(sequences, (0, width + blocks_here * n - sequences.shape[1]),
-                                            value=tokenizer.pad_token_id)
-        attention_mask = torch.cat([batch["attention_mask"], torch.ones_like(sequences[:, width:])], dim=-1)
-        draft = JacobiDraft(batch["input_ids"], batch["attention_mask"], n, config.draft_init, config.seed + chunk[0])
-        trajectories = jacobi_trajectories(model, sequences, attention_mask, width, n, blocks_here, draft, eos)
-        lines = []
-        for row, index in enumerate(chunk):
-            prompt_ids = batch["input_ids"][row][batch["attention_mask"][row].bool()].tolist()
-            lines.append(json.dumps({
-                "prompt_index": index, "chunk": chunk_id, "prompt": prompts[index], "prompt_ids": prompt_ids,
-                "block_size": n, "trajectory": trajectories[row],
-            }) + "\n")
-        with open(records_path, "a") as handle:
-            handle.write("".join(lines))  # one write per chunk
-            handle.flush()
-            os.fsync(handle.fileno())
-        new_chunks += 1
-    seconds = time.perf_counter() - started
+    try:
+        for chunk_id, chunk in tqdm([(chunks.index(c), c) for c in todo], desc="collect", disable=not progress):
+            if max_chunks is not None and new_chunks >= max_chunks:
+                break
+            texts = [chat_prompt(tokenizer, prompts[i]) for i in chunk]
+            batch = tokenizer(texts, return_tensors="pt", padding=True).to(model.device)
+            with torch.no_grad():
+                sequences = model.generate(
+                    **batch, do_sample=False, max_new_tokens=num_blocks * n, generation_mode="jacobi",
+                    block_size=config.generate_block_size or n, pad_token_id=tokenizer.pad_token_id,
+                )
+            # Whole blocks: pad the continuation (rows past their EOS are padding already) to a multiple of n.
+            width = batch["input_ids"].shape[1]
+            blocks_here = -(-(sequences.shape[1] - width) // n)
+            sequences = torch.nn.functional.pad(sequences, (0, width + blocks_here * n - sequences.shape[1]),
+                                                value=tokenizer.pad_token_id)
+            attention_mask = torch.cat([batch["attention_mask"], torch.ones_like(sequences[:, width:])], dim=-1)
+            draft = JacobiDraft(batch["input_ids"], batch["attention_mask"], n, config.draft_init, config.seed + chunk[0])
+            trajectories = jacobi_trajectories(model, sequences, attention_mask, width, n, blocks_here, draft, eos)
+            lines = []
+            for row, index in enumerate(chunk):
+                prompt_ids = batch["input_ids"][row][batch["attention_mask"][row].bool()].tolist()
+                lines.append(json.dumps({
+                    "prompt_index": index, "chunk": chunk_id, "prompt": prompts[index], "prompt_ids": prompt_ids,
+                    "block_size": n, "trajectory": trajectories[row],
+                }) + "\n")
+            with open(records_path, "a") as handle:
+                handle.write("".join(lines))  # one write per chunk
+                handle.flush()
+                os.fsync(handle.fileno())
+            new_chunks += 1
+    finally:  # wall time is kept across interrupted and resumed runs
+        stats = json.loads(config_path.read_text())
+        stats["seconds"] = stats.get("seconds", 0.0) + time.perf_counter() - started
+        stats["prompts_done"] = len(_read_done(records_path, config.batch_size, len(prompts)))
+        config_path.write_text(json.dumps(stats, indent=1))
     done = _read_done(records_path, config.batch_size, len(prompts))
-    stats = json.loads(config_path.read_text())
-    stats["seconds"] = stats.get("seconds", 0.0) + seconds
-    config_path.write_text(json.dumps(stats, indent=1))
     rows = [done[i] for i in sorted(done)]
     dataset = datasets.Dataset.from_list([{k: v for k, v in r.items() if k != "chunk"} for r in rows]) if rows else None
     if dataset is not None and len(rows) == len(prompts):
