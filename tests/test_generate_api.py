@@ -1,5 +1,6 @@
 """What users expect from generate, with generation_mode="jacobi": every feature matches ordinary greedy decoding."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -182,7 +183,8 @@ def test_custom_generate_directory_without_package(llama, tmp_path):
         print("OK", out.num_forwards)
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK" in result.stdout
 
