@@ -17,7 +17,7 @@ import os
 from datasets import load_dataset, load_from_disk
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from hf_jacobi.training import JacobiForcingConfig, JacobiForcingTrainer, pack_trajectories
+from hf_jacobi.training import JacobiForcingConfig, JacobiForcingTrainer
 
 
 def parse_args(argv=None):
@@ -62,21 +62,18 @@ def main(argv=None):
         args.model, local_files_only=local, dtype="auto", attn_implementation=args.attn_implementation
     )
 
-    train_dataset = pack_trajectories(
-        load_trajectories(args.trajectories),
-        block_size=args.block_size,
-        strategy=args.noise_schedule,
-        window=args.noise_window,
-        min_ratio=args.min_noise_ratio,
-        max_ratio=args.max_noise_ratio,
-        max_blocks=args.max_blocks,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    # Raw trajectory records: the trainer packs them with the config's noise schedule (pack_trajectories)
+    train_dataset = load_trajectories(args.trajectories)
 
     config = JacobiForcingConfig(
         output_dir=args.output_dir,
         block_size=args.block_size,
         mask_context=args.mask_context,
+        noise_schedule=args.noise_schedule,
+        noise_window=args.noise_window,
+        min_noise_ratio=args.min_noise_ratio,
+        max_noise_ratio=args.max_noise_ratio,
+        max_blocks=args.max_blocks,
         learning_rate=args.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.03,  # a fraction of the total steps, as the reference recipe (3% warm-up)
