@@ -1,9 +1,5 @@
 """JacobiForcingCollator on handcrafted examples: layout, targets, consistency mask, padding, errors."""
 
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import pytest
 import torch

@@ -11,9 +11,6 @@ import subprocess
 import sys
 import textwrap
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
 from training_helpers import random_trajectory_records, tiny_model, tiny_tokenizer
 
 TRAIN_SCRIPT = textwrap.dedent(

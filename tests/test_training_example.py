@@ -2,11 +2,7 @@
 
 import importlib.util
 import json
-import os
 from pathlib import Path
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import pytest
 from training_helpers import (  # noqa: F401

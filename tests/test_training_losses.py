@@ -1,9 +1,5 @@
 """Jacobi Forcing losses as pure functions, and on a packed forward."""
 
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch
 import torch.nn.functional as F

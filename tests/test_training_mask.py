@@ -5,10 +5,6 @@ plain causal forward over exactly those tokens: clean and prompt rows over `prom
 `k_j` over `prompt + k_0..k_{j-1} + k_j` (noisy context) or `prompt + c_0..c_{j-1} + k_j` (clean context).
 """
 
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import pytest
 import torch

@@ -1,9 +1,5 @@
 """Noise schedule and packing of Jacobi trajectories."""
 
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import pytest
 from datasets import Dataset

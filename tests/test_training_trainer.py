@@ -1,9 +1,5 @@
 """JacobiForcingTrainer on tiny models: losses go down, logging, LoRA, gradient checkpointing, resume, model card."""
 
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import pytest
 import torch

@@ -1,10 +1,6 @@
 """Tiny models, tokenizer and Jacobi data shared by the training tests (no downloads)."""
 
 import copy
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import pytest
 import torch

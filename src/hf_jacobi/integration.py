@@ -27,8 +27,8 @@ _generate_signature = inspect.signature(_original_generate)
 @functools.wraps(_original_generate)
 def generate(self, *args, generation_mode: str | None = None, use_kernels: bool = False, **kwargs):
     bound = _generate_signature.bind(self, *args, **kwargs).arguments
+    config = bound.get("generation_config") or getattr(self, "generation_config", None)
     if generation_mode is None:
-        config = bound.get("generation_config") or getattr(self, "generation_config", None)
         generation_mode = getattr(config, "generation_mode", None)
     if generation_mode is None:
         if use_kernels:
@@ -51,7 +51,6 @@ def generate(self, *args, generation_mode: str | None = None, use_kernels: bool 
         from .kernels import get_verify_fn  # imports the `kernels` library only when asked for
 
         extra["verify_fn"] = get_verify_fn()
-    config = bound.get("generation_config") or self.generation_config
     if jacobi.jacobi_setting("block_size", extra.get("block_size"), config) == "auto":
         jacobi.check_auto_compatible(
             jacobi.jacobi_setting("num_blocks", extra.get("num_blocks"), config),
