@@ -14,6 +14,7 @@ Rerunning step 1 or 2 with the same folder continues where it stopped. For a cur
 
 import argparse
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -32,14 +33,30 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 class TimeBox(TrainerCallback):
-    """Stop (and save a checkpoint) once `minutes` of training have passed in this run; rerun to continue."""
+    """Stop (and save a checkpoint) once `minutes` of training have passed in this run; rerun to continue.
 
-    def __init__(self, minutes):
-        self.deadline = time.monotonic() + 60 * minutes
+    With `cosine=True` the learning rate follows warm-up + cosine decay over the time box instead of over a step
+    count, so a one-shot run on hardware of unknown speed still ends annealed (use a constant scheduler with it).
+    """
+
+    def __init__(self, minutes, cosine=False, warmup=0.03):
+        self.seconds, self.cosine, self.warmup = 60 * minutes, cosine, warmup
+        self.start = time.monotonic()
+        self.hit = False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.monotonic()
+
+    def on_step_begin(self, args, state, control, optimizer=None, **kwargs):
+        if self.cosine and optimizer is not None:
+            t = min((time.monotonic() - self.start) / self.seconds, 1.0)
+            scale = t / self.warmup if t < self.warmup else 0.5 * (1 + math.cos(math.pi * (t - self.warmup) / (1 - self.warmup)))
+            for group in optimizer.param_groups:
+                group["lr"] = args.learning_rate * max(scale, 0.01)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if time.monotonic() > self.deadline:
-            control.should_training_stop = control.should_save = True
+        if time.monotonic() - self.start > self.seconds:
+            control.should_training_stop = control.should_save = self.hit = True
         return control
 
 
@@ -62,7 +79,7 @@ def packed_dataset(records, block_size, repacks, eos_token_id):
 def measure_tpf(model, tokenizer, block_size, num_prompts, max_new_tokens):
     tokens = forwards = 0
     for problem in load_humaneval(num_prompts):
-        inputs = tokenizer(humaneval_prompt(tokenizer, problem), return_tensors="pt")
+        inputs = tokenizer(humaneval_prompt(tokenizer, problem), return_tensors="pt").to(model.device)
         out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, generation_mode="jacobi",
                              block_size=block_size, return_dict_in_generate=True)
         tokens += int(out.accepted_tokens.sum())
@@ -80,7 +97,14 @@ def main():
     parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--lora-r", type=int, default=32)
     parser.add_argument("--mask-context", choices=["clean", "noisy"], default="clean")
+    parser.add_argument("--batch-size", type=int, default=1, help="packed examples per device step")
     parser.add_argument("--grad-accum", type=int, default=4)
+    parser.add_argument("--max-steps", type=int, default=-1, help="optimizer steps (overrides --epochs when > 0)")
+    parser.add_argument("--save-every", type=int, default=20, help="checkpoint every N optimizer steps")
+    parser.add_argument("--time-cosine", action="store_true",
+                        help="cosine learning-rate decay over --max-minutes instead of over the planned steps")
+    parser.add_argument("--keep-partial", action="store_true",
+                        help="when the time box ends training, still save the adapter as final (for one-shot runs)")
     parser.add_argument("--max-minutes", type=float, default=60.0, help="time box of this run (rerun to resume)")
     parser.add_argument("--ship", action="store_true", help="measure TPF and copy the adapter into hf_jacobi/assets")
     parser.add_argument("--tpf-prompts", type=int, default=4, help="HumanEval prompts to measure TPF on when shipping")
@@ -89,7 +113,8 @@ def main():
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    model, tokenizer = load_model()
+    cuda = torch.cuda.is_available()
+    model, tokenizer = load_model(device="auto")
     final_dir = args.output_dir / "final"
     if args.ship:
         return ship(args, model, tokenizer, final_dir)
@@ -105,26 +130,28 @@ def main():
         # them (the noisy-context default of the reference serves multi-block decoding)
         mask_context=args.mask_context,
         learning_rate=args.learning_rate,
-        lr_scheduler_type="cosine",
+        lr_scheduler_type="constant" if args.time_cosine else "cosine",
         warmup_steps=0.03,
         num_train_epochs=args.epochs,
-        per_device_train_batch_size=1,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.batch_size,
         gradient_accumulation_steps=args.grad_accum,
         logging_steps=5,
-        save_steps=20,
+        save_steps=args.save_every,
         save_total_limit=2,
         report_to="none",
-        bf16=False,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
         gradient_checkpointing=False,  # a 135M model fits; recomputation would cost ~30% more time
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=not cuda,
         dataloader_num_workers=0,
         seed=0,
     )
     from peft import LoraConfig
 
     peft_config = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.0, target_modules="all-linear")
+    timebox = TimeBox(args.max_minutes, cosine=args.time_cosine)
     trainer = JacobiForcingTrainer(model=model, args=config, train_dataset=train_dataset, processing_class=tokenizer,
-                                   peft_config=peft_config, callbacks=[TimeBox(args.max_minutes)])
+                                   peft_config=peft_config, callbacks=[timebox])
     resume = any(args.output_dir.glob("checkpoint-*"))
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume or None)
@@ -133,9 +160,10 @@ def main():
            "examples": len(train_dataset), "trajectories": len(records), "log_history": trainer.state.log_history}
     with open(args.output_dir / "train_log.json", "a") as handle:
         handle.write(json.dumps(log) + "\n")
-    if trainer.state.global_step >= trainer.state.max_steps:
+    if trainer.state.global_step >= trainer.state.max_steps or (timebox.hit and args.keep_partial):
         trainer.save_model(str(final_dir))
-        print(f"training finished: adapter in {final_dir}")
+        print(f"training {'finished' if not timebox.hit else 'time-boxed'} at step {trainer.state.global_step}/"
+              f"{trainer.state.max_steps} in {seconds:.0f} s: adapter in {final_dir}")
     else:
         print(f"stopped at step {trainer.state.global_step}/{trainer.state.max_steps}; rerun to continue")
 

@@ -12,6 +12,15 @@ def _add_model_args(parser):
     parser.add_argument(
         "--jacobi-forcing", action="store_true", help="use the Jacobi Forcing SmolLM2 shipped with hf_jacobi"
     )
+    parser.add_argument("--adapter", default=None, help="a LoRA adapter folder to apply instead of the shipped one")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, ... (default: CUDA when available)")
+
+
+def _load(args, **overrides):
+    from hf_jacobi.demo import load_model
+
+    kwargs = dict(jacobi_forcing=args.jacobi_forcing, model=args.model, device=args.device, adapter=args.adapter)
+    return load_model(**{**kwargs, **overrides})
 
 
 def cmd_generate(args) -> None:
@@ -19,14 +28,14 @@ def cmd_generate(args) -> None:
     from transformers import TextStreamer
 
     import hf_jacobi  # noqa: F401
-    from hf_jacobi.demo import chat_prompt, load_model
+    from hf_jacobi.demo import chat_prompt
 
-    model, tokenizer = load_model(jacobi_forcing=args.jacobi_forcing, model=args.model)
+    model, tokenizer = _load(args)
     prompt = args.prompt if args.prompt is not None else sys.stdin.read()
     if not prompt.strip():
         raise SystemExit("error: empty prompt; pass it as an argument or on standard input")
     text = prompt if args.no_chat_template else chat_prompt(tokenizer, prompt)
-    inputs = tokenizer(text, return_tensors="pt")
+    inputs = tokenizer(text, return_tensors="pt").to(model.device)
     streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     kwargs = dict(max_new_tokens=args.max_new_tokens, do_sample=False, streamer=streamer, return_dict_in_generate=True)
     if args.block_size > 0:
@@ -48,23 +57,23 @@ def cmd_generate(args) -> None:
 def cmd_bench(args) -> None:
     import hf_jacobi  # noqa: F401
     from hf_jacobi import benchmark
-    from hf_jacobi.demo import load_model
 
-    model, tokenizer = load_model(jacobi_forcing=args.jacobi_forcing, model=args.model)
+    model, tokenizer = _load(args)
     problems = benchmark.load_humaneval(args.num_prompts, args.offset)
-    models = {"trained" if args.jacobi_forcing else "base": model}
+    trained = args.jacobi_forcing or args.adapter is not None
+    models = {"trained" if trained else "base": model}
     methods = benchmark.default_methods(
         args.block_sizes, prompt_lookup=not args.no_prompt_lookup, model=next(iter(models)),
         multiblock=tuple(args.multiblock) if args.multiblock else None, auto=args.auto,
     )
-    if args.jacobi_forcing and args.base_block_sizes:
-        models["base"] = load_model(model=args.model)[0]
+    if trained and args.base_block_sizes:
+        models["base"] = _load(args, jacobi_forcing=False, adapter=None)[0]
         methods = benchmark.default_methods(args.base_block_sizes, prompt_lookup=False, model="base") + methods
     result = benchmark.run_benchmark(
         models, tokenizer, problems, methods, max_new_tokens=args.max_new_tokens, pass_at_1=not args.no_pass_at_1
     )
     meta = {
-        "model": args.model or ("SmolLM2-135M-Instruct + Jacobi Forcing" if args.jacobi_forcing else "SmolLM2-135M-Instruct"),
+        "model": args.model or ("SmolLM2-135M-Instruct + Jacobi Forcing" if trained else "SmolLM2-135M-Instruct"),
         "machine": benchmark.machine_description(),
         "num_prompts": len(problems),
         "max_new_tokens": args.max_new_tokens,
@@ -78,12 +87,11 @@ def cmd_bench(args) -> None:
 def cmd_collect(args) -> None:
     from hf_jacobi.collection import CollectConfig, collect_trajectories
     from hf_jacobi.data import stdlib_coding_prompts
-    from hf_jacobi.demo import load_model
 
     if (args.prompts is None) == (args.stdlib_prompts is None):
         raise SystemExit("error: pass exactly one of --prompts FILE_OR_DIR and --stdlib-prompts N")
-    prompts = args.prompts if args.prompts is not None else stdlib_coding_prompts(args.stdlib_prompts)
-    model, tokenizer = load_model(jacobi_forcing=args.jacobi_forcing, model=args.model)
+    prompts = args.prompts if args.prompts is not None else stdlib_coding_prompts(args.stdlib_prompts, templates_per_task=args.stdlib_templates)
+    model, tokenizer = _load(args)
     config = CollectConfig(
         block_size=args.block_size, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
         draft_init=args.draft_init, seed=args.seed, generate_block_size=args.generate_block_size,
@@ -124,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(collect)
     collect.add_argument("--prompts", help="a .jsonl file or dataset folder with a 'prompt' or 'messages' field")
     collect.add_argument("--stdlib-prompts", type=int, help="use N offline coding prompts built from stdlib docstrings")
+    collect.add_argument("--stdlib-templates", type=int, default=1, choices=[1, 2, 3],
+                         help="prompts per stdlib function (each with another task template): more data")
     collect.add_argument("--output-dir", required=True, help="rerun with the same folder to resume")
     collect.add_argument("--block-size", type=int, default=16)
     collect.add_argument("--max-new-tokens", type=int, default=256)

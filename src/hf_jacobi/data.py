@@ -44,8 +44,14 @@ def _humaneval_entry_points() -> set[str]:
         return set()
 
 
-def stdlib_coding_prompts(limit: int | None = None, seed: int = 0) -> list[str]:
-    """Coding prompts, one per documented public function of the standard library modules above, shuffled."""
+def stdlib_coding_prompts(limit: int | None = None, seed: int = 0, templates_per_task: int = 1) -> list[str]:
+    """Coding prompts from the documented public functions of the standard library modules above, shuffled.
+
+    With `templates_per_task=1` each function gives one prompt (templates taken in turn); with 2 or 3 it gives that
+    many, each with another template, for more training data from the same functions.
+    """
+    if not 1 <= templates_per_task <= len(TEMPLATES):
+        raise ValueError(f"`templates_per_task` must be between 1 and {len(TEMPLATES)}, got {templates_per_task}.")
     excluded = _humaneval_entry_points()
     tasks = []
     with warnings.catch_warnings():
@@ -71,7 +77,9 @@ def stdlib_coding_prompts(limit: int | None = None, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     rng.shuffle(tasks)
     prompts = [
-        TEMPLATES[i % len(TEMPLATES)].format(module=m, name=n, signature=s, doc=d)
+        TEMPLATES[(i + k) % len(TEMPLATES)].format(module=m, name=n, signature=s, doc=d)
+        for k in range(templates_per_task)
         for i, (m, n, s, d) in enumerate(tasks)
     ]
+    prompts = list(dict.fromkeys(prompts))  # os.path and posixpath document the same functions
     return prompts[:limit] if limit is not None else prompts

@@ -25,13 +25,21 @@ def smollm2_dir() -> Path:
     return folder
 
 
-def load_model(jacobi_forcing: bool = False, model: str | None = None, dtype=torch.float32):
+def load_model(
+    jacobi_forcing: bool = False,
+    model: str | None = None,
+    dtype=torch.float32,
+    device: str | torch.device | None = None,
+    adapter: str | Path | None = None,
+):
     """Returns `(model, tokenizer)`, offline.
 
     Args:
         jacobi_forcing: load the Jacobi Forcing fine-tune of SmolLM2 shipped in the package (a LoRA adapter) instead of
             the base model.
         model: a local path or Hub id of any causal LM to load instead of SmolLM2.
+        device: where to put the model (`"auto"`: CUDA when available); `None` leaves it on the CPU.
+        adapter: a LoRA adapter folder to apply instead of the shipped one (implies `jacobi_forcing`).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -42,15 +50,20 @@ def load_model(jacobi_forcing: bool = False, model: str | None = None, dtype=tor
         folder = smollm2_dir()
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
         lm = _plain_copy(AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=dtype))
-    if jacobi_forcing:
-        if not (ADAPTER_DIR / "adapter_config.json").exists():
+    if jacobi_forcing or adapter is not None:
+        adapter = Path(adapter) if adapter is not None else ADAPTER_DIR
+        if not (adapter / "adapter_config.json").exists():
             raise RuntimeError(
-                f"No Jacobi Forcing weights are shipped at {ADAPTER_DIR} in this version of hf_jacobi; "
-                "use jacobi_forcing=False or train one with examples/train_jacobi_forcing.py."
+                f"No Jacobi Forcing adapter at {adapter}; use jacobi_forcing=False or train one with "
+                "examples/train_smollm2.py (SmolLM2) or examples/train_jacobi_forcing.py."
             )
         from peft import PeftModel
 
-        lm = PeftModel.from_pretrained(lm, ADAPTER_DIR).merge_and_unload()
+        lm = PeftModel.from_pretrained(lm, adapter).merge_and_unload()
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device is not None:
+        lm = lm.to(device)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"

