@@ -33,31 +33,36 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 class TimeBox(TrainerCallback):
-    """Stop (and save a checkpoint) once `minutes` of training have passed in this run; rerun to continue.
+    """Stop (and save a checkpoint) once `minutes` of training have passed in this run; rerun to continue."""
 
-    With `cosine=True` the learning rate follows warm-up + cosine decay over the time box instead of over a step
-    count, so a one-shot run on hardware of unknown speed still ends annealed (use a constant scheduler with it).
-    """
-
-    def __init__(self, minutes, cosine=False, warmup=0.03):
-        self.seconds, self.cosine, self.warmup = 60 * minutes, cosine, warmup
+    def __init__(self, minutes):
+        self.seconds = 60 * minutes
         self.start = time.monotonic()
         self.hit = False
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start = time.monotonic()
 
-    def on_step_begin(self, args, state, control, optimizer=None, **kwargs):
-        if self.cosine and optimizer is not None:
-            t = min((time.monotonic() - self.start) / self.seconds, 1.0)
-            scale = t / self.warmup if t < self.warmup else 0.5 * (1 + math.cos(math.pi * (t - self.warmup) / (1 - self.warmup)))
-            for group in optimizer.param_groups:
-                group["lr"] = args.learning_rate * max(scale, 0.01)
+    def fraction(self) -> float:
+        return min((time.monotonic() - self.start) / self.seconds, 1.0)
 
     def on_step_end(self, args, state, control, **kwargs):
         if time.monotonic() - self.start > self.seconds:
             control.should_training_stop = control.should_save = self.hit = True
         return control
+
+
+def time_cosine_scheduler(optimizer, timebox: TimeBox, warmup: float = 0.03):
+    """Warm-up + cosine decay over the time box instead of a step count: a one-shot run on hardware of unknown speed
+    still ends annealed (and the Trainer logs the learning rate actually used)."""
+
+    def scale(_step):
+        t = timebox.fraction()
+        if t < warmup:
+            return max(t / warmup, 0.01)
+        return max(0.5 * (1 + math.cos(math.pi * (t - warmup) / (1 - warmup))), 0.01)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, scale)
 
 
 def load_records(path: Path):
@@ -130,7 +135,7 @@ def main():
         # them (the noisy-context default of the reference serves multi-block decoding)
         mask_context=args.mask_context,
         learning_rate=args.learning_rate,
-        lr_scheduler_type="constant" if args.time_cosine else "cosine",
+        lr_scheduler_type="cosine",
         warmup_steps=0.03,
         num_train_epochs=args.epochs,
         max_steps=args.max_steps,
@@ -149,9 +154,11 @@ def main():
     from peft import LoraConfig
 
     peft_config = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.0, target_modules="all-linear")
-    timebox = TimeBox(args.max_minutes, cosine=args.time_cosine)
+    timebox = TimeBox(args.max_minutes)
     trainer = JacobiForcingTrainer(model=model, args=config, train_dataset=train_dataset, processing_class=tokenizer,
                                    peft_config=peft_config, callbacks=[timebox])
+    if args.time_cosine:  # the Trainer keeps a scheduler that is set before `train`
+        trainer.lr_scheduler = time_cosine_scheduler(trainer.create_optimizer(), timebox)
     resume = any(args.output_dir.glob("checkpoint-*"))
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume or None)

@@ -360,7 +360,36 @@ def run_in_interpreter(check: str):
         [sys.executable, __file__, check], check=False, env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    if f"{check}: skip" in result.stdout:
+        pytest.skip(result.stdout.split(f"{check}: skip: ", 1)[1].strip())
     assert f"{check}: ok" in result.stdout
+
+
+def interpreter_runs_runtime_loops() -> str | None:
+    """Why this Triton's interpreter cannot run the kernel, or None. Triton 3.6's interpreter turns loop bounds that
+    are kernel arguments into Python ints with `int(array)`, which numpy 2 refuses for 1-element arrays (seen on a GPU
+    machine with Triton 3.6 and numpy 2.5; Triton 3.9 runs it). The compiled kernel is unaffected."""
+    import numpy as np
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def probe(out_ptr, n):
+        total = tl.zeros((), tl.int32)
+        for _ in range(0, n, 2):
+            total += 1
+        tl.store(out_ptr, total)
+
+    out = torch.zeros(1, dtype=torch.int32)
+    try:
+        probe[(1,)](out, 4)
+    except Exception as error:  # noqa: BLE001
+        return (
+            f"Triton {triton.__version__}'s interpreter cannot run loops with runtime bounds under numpy "
+            f"{np.__version__} ({type(error).__name__}: {str(error)[:120]}); the compiled kernel is tested on CUDA"
+        )
+    assert int(out) == 2
+    return None
 
 
 def interpreter_kernel_check():
@@ -437,5 +466,8 @@ def interpreter_decode_check():
 if __name__ == "__main__":
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO)
+    if (reason := interpreter_runs_runtime_loops()) is not None:
+        print(f"{sys.argv[1]}: skip: {reason}")
+        sys.exit(0)
     {"kernel": interpreter_kernel_check, "decode": interpreter_decode_check}[sys.argv[1]]()
     print(f"{sys.argv[1]}: ok")
