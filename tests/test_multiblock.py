@@ -175,6 +175,48 @@ def test_rejection_pool_unit():
     assert pool.pools[0] == [(4, 1), (3, 1)]
 
 
+def test_context_lookup_unit():
+    lookup = jacobi.RejectionPool.lookup
+    assert lookup([1, 2, 3, 4, 1, 2], 2) == [3, 4, 1, 2]  # the bigram (1, 2) occurred at the start
+    assert lookup([5, 1, 7, 9, 1], 2) == [7, 9, 1]  # no earlier (9, 1): falls back to the unigram 1
+    assert lookup([1, 8, 1, 9, 1], 1) == [9, 1]  # the most recent earlier occurrence wins
+    assert lookup([1, 2, 3], 3) == [] and lookup([4], 2) == []
+    pool = jacobi.RejectionPool(batch_size=2, pool_size=0, lookup_ngram=2)
+    context = torch.tensor([[3, 4, 5, 6, 3, 4], [9, 9, 8, 7, 6, 5]])
+    candidates = pool.get_candidates(torch.tensor([[4, 0, 0], [5, 1, 2]]), context)
+    # row 0: after the earlier (3, 4) came 5, 6; row 1: 5 never occurred before, so it keeps only its draft
+    assert candidates.tolist() == [[[4, 0, 0], [4, 5, 6]], [[5, 1, 2], [5, 1, 2]]]
+    pool.update_candidate_strategy(torch.tensor([[4, 0, 0]]), torch.tensor([[1, 1, 1]]), torch.tensor([1]))
+    assert pool.pools == [[], []]  # pool_size=0: lookup only, nothing recycled
+
+
+def test_context_lookup_is_lossless_and_helps_on_repeats(cyclic_model):
+    reference = cyclic_model.generate(PROMPT, do_sample=False, max_new_tokens=60)
+    out = jacobi_run(cyclic_model, PROMPT, block_size=6, lookup_ngram=2)
+    torch.testing.assert_close(out.sequences, reference, rtol=0, atol=0)
+    assert out.candidate_rows.max() == 2 and out.recycled_wins.sum() > 5
+    assert out.tokens_per_forward > 3.0, out.tokens_per_forward  # the cycle repeats: lookup drafts whole blocks
+    ids, mask = padded_batch(3, [8, 3, 6], seed=2)
+    ids = ids % 16
+    reference = cyclic_model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=40)
+    out = jacobi_run(cyclic_model, ids, attention_mask=mask, block_size=4, pool_size=2, lookup_ngram=3,
+                     num_blocks=2, max_new_tokens=40)
+    torch.testing.assert_close(out.sequences, reference, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral", "gemma2", "gpt2"])
+def test_context_lookup_greedy_identity_on_random_models(family):
+    model = make_tiny_model(family)
+    ids, mask = padded_batch(3, [9, 4, 7], seed=3)
+    ids = torch.cat([ids, ids[:, -4:], ids[:, -4:]], dim=1)  # repeats, so lookup candidates exist
+    mask = torch.cat([mask, torch.ones_like(mask[:, :8])], dim=1)
+    reference = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=30)
+    for block_size in (2, 5):
+        out = jacobi_run(model, ids, attention_mask=mask, block_size=block_size, lookup_ngram=2, max_new_tokens=30)
+        torch.testing.assert_close(out.sequences, reference, rtol=0, atol=0)
+        assert out.candidate_rows.max() == 2
+
+
 def test_multi_block_draft_lengths():
     draft = jacobi.MultiBlockDraft(torch.tensor([[3, 4, 5]]), None, 4, "repeat", 0, num_blocks=3, spawn_ratio=0.5)
     assert draft.draft_length(4) == 4
@@ -285,6 +327,9 @@ def test_sampling_with_blocks_and_recycling_end_to_end():
         (dict(spawn_ratio="high"), "spawn_ratio"),
         (dict(pool_size=-1), "pool_size"),
         (dict(pool_size=2.0), "pool_size"),
+        (dict(lookup_ngram=-1), "lookup_ngram"),
+        (dict(lookup_ngram="2"), "lookup_ngram"),
+        (dict(block_size="auto", lookup_ngram=2), "lookup_ngram=2"),
     ],
 )
 def test_bad_input_clear_errors(kwargs, message):

@@ -39,9 +39,11 @@ def default_methods(
     model: str = "model",
     multiblock: tuple[int, int] | None = None,
     auto: bool = False,
+    lookup: int | None = None,
 ) -> list[Method]:
     """HF greedy (the reference of its model), optionally HF prompt lookup, Jacobi at each block size, optionally
-    multi-block Jacobi (`(num_blocks, pool_size)`) at each block size and `block_size="auto"`."""
+    multi-block Jacobi (`(num_blocks, pool_size)`) and Jacobi with context-lookup candidates (`lookup_ngram`) at each
+    block size, and `block_size="auto"`."""
     prefix = "" if model == "model" else f"{model}/"
     jacobi = {"generation_mode": "jacobi"}
     methods = [Method(f"{prefix}hf_greedy", model=model)]
@@ -53,6 +55,9 @@ def default_methods(
             k, pool = multiblock
             methods.append(Method(f"{prefix}jacobi_n{n}_K{k}_pool{pool}",
                                   {**jacobi, "block_size": n, "num_blocks": k, "pool_size": pool}, model=model))
+        if lookup:
+            methods.append(Method(f"{prefix}jacobi_n{n}_lookup{lookup}",
+                                  {**jacobi, "block_size": n, "lookup_ngram": lookup}, model=model))
     if auto:
         methods.append(Method(f"{prefix}jacobi_auto", {**jacobi, "block_size": "auto"}, model=model))
     return methods

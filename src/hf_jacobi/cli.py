@@ -64,11 +64,11 @@ def cmd_bench(args) -> None:
     models = {"trained" if trained else "base": model}
     methods = benchmark.default_methods(
         args.block_sizes, prompt_lookup=not args.no_prompt_lookup, model=next(iter(models)),
-        multiblock=tuple(args.multiblock) if args.multiblock else None, auto=args.auto,
+        multiblock=tuple(args.multiblock) if args.multiblock else None, auto=args.auto, lookup=args.lookup,
     )
-    if trained and args.base_block_sizes:
+    if trained and args.base_block_sizes is not None:
         models["base"] = _load(args, jacobi_forcing=False, adapter=None)[0]
-        methods = benchmark.default_methods(args.base_block_sizes, prompt_lookup=False, model="base") + methods
+        methods = benchmark.default_methods(args.base_block_sizes, prompt_lookup=False, model="base", lookup=args.lookup) + methods
     result = benchmark.run_benchmark(
         models, tokenizer, problems, methods, max_new_tokens=args.max_new_tokens, pass_at_1=not args.no_pass_at_1
     )
@@ -123,8 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--multiblock", type=int, nargs=2, metavar=("NUM_BLOCKS", "POOL_SIZE"),
                        help="also run multi-block Jacobi with rejection recycling at each block size")
     bench.add_argument("--auto", action="store_true", help="also run block_size='auto'")
-    bench.add_argument("--base-block-sizes", type=int, nargs="*", default=[],
-                       help="with --jacobi-forcing: also run the base model (HF greedy + Jacobi at these sizes)")
+    bench.add_argument("--lookup", type=int, default=None, metavar="NGRAM",
+                       help="also run Jacobi with context-lookup candidate rows (lookup_ngram=NGRAM) at each block size")
+    bench.add_argument("--base-block-sizes", type=int, nargs="*", default=None,
+                       help="with --jacobi-forcing: also run the base model (HF greedy + Jacobi at these sizes; "
+                       "no sizes: HF greedy only)")
     bench.add_argument("--no-pass-at-1", action="store_true", help="skip running the HumanEval tests")
     bench.add_argument("--output-dir", default="outputs/bench")
     bench.set_defaults(func=cmd_bench)

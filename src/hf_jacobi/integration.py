@@ -55,6 +55,7 @@ def generate(self, *args, generation_mode: str | None = None, use_kernels: bool 
         jacobi.check_auto_compatible(
             jacobi.jacobi_setting("num_blocks", extra.get("num_blocks"), config),
             jacobi.jacobi_setting("pool_size", extra.get("pool_size"), config),
+            jacobi.jacobi_setting("lookup_ngram", extra.get("lookup_ngram"), config),
         )
         if extra.get("block_size_policy") is None:
             from .auto import AutoBlockSize  # calibrates once per model and device, then reads the cache

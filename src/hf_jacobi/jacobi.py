@@ -29,6 +29,7 @@ JACOBI_DEFAULTS = {
     "num_blocks": 1,
     "spawn_ratio": 0.85,
     "pool_size": 0,
+    "lookup_ngram": 0,
 }
 DRAFT_INITS = ("prompt", "repeat")
 
@@ -262,15 +263,30 @@ class RejectionPool:
         pool_size (`int`): n-grams kept per sequence.
     """
 
-    def __init__(self, batch_size: int, pool_size: int):
+    def __init__(self, batch_size: int, pool_size: int, lookup_ngram: int = 0):
         self.pool_size = pool_size
+        self.lookup_ngram = lookup_ngram
         self.pools: list[list[tuple[int, ...]]] = [[] for _ in range(batch_size)]
 
-    def get_candidates(self, block: torch.LongTensor) -> torch.LongTensor | None:
-        """Candidate drafts for every sequence: the draft first, then recycled n-grams whose key is `block[:, 0]`.
+    @staticmethod
+    def lookup(tokens: list[int], max_ngram: int) -> list[int]:
+        """The tokens that followed the most recent earlier occurrence of the last `k` tokens (`k = max_ngram .. 1`)
+        in `tokens` (prompt and output so far), as in prompt lookup decoding; `[]` when there is none."""
+        for k in range(min(max_ngram, len(tokens) - 1), 0, -1):
+            suffix = tokens[-k:]
+            for start in range(len(tokens) - k - 1, -1, -1):
+                if tokens[start : start + k] == suffix:
+                    return tokens[start + k :]
+        return []
+
+    def get_candidates(self, block: torch.LongTensor, context: torch.LongTensor | None = None) -> torch.LongTensor | None:
+        """Candidate drafts for every sequence: the draft first, then recycled n-grams whose key is `block[:, 0]`,
+        then (with `lookup_ngram > 0`) the continuation of the context's last n-gram where it occurred before.
 
         Args:
             block (`torch.LongTensor` of shape `(batch, length)`): the draft of this forward.
+            context (`torch.LongTensor` of shape `(batch, committed)`, *optional*): prompt and committed tokens, the
+                last one being `block[:, 0]`; needed for the lookup candidates.
 
         Returns:
             `torch.LongTensor` of shape `(batch, rows, length)` with `rows - 1` candidates at most `pool_size`, row 0
@@ -278,12 +294,16 @@ class RejectionPool:
         """
         length = block.shape[1]
         drafts = block.tolist()
+        contexts = context.tolist() if (self.lookup_ngram > 0 and context is not None) else [None] * len(drafts)
         candidates = []
-        for draft, pool in zip(drafts, self.pools):
+        for draft, pool, tokens in zip(drafts, self.pools, contexts):
+            ngrams = [ngram for ngram in reversed(pool) if ngram[0] == draft[0]]  # most recent first
+            if tokens is not None:
+                found = self.lookup(tokens, self.lookup_ngram)[: length - 1]
+                if found:
+                    ngrams.append((draft[0], *found))
             rows, seen = [], {tuple(draft)}
-            for ngram in reversed(pool):  # most recent first
-                if ngram[0] != draft[0]:
-                    continue
+            for ngram in ngrams:
                 row = list(ngram[:length]) + draft[len(ngram) :]
                 if tuple(row) not in seen:
                     seen.add(tuple(row))
@@ -304,6 +324,8 @@ class RejectionPool:
             accepted (`torch.LongTensor` of shape `(batch,)`): each row's own accepted length.
             rows (`torch.BoolTensor` of shape `(batch,)`, *optional*): rows to update (the unfinished ones).
         """
+        if self.pool_size == 0:
+            return
         length = block.shape[1]
         keep = [True] * block.shape[0] if rows is None else rows.tolist()
         # matches[j]: d_{j+1} == g_j, the draft token after position j is the model's prediction from position j.
@@ -342,13 +364,13 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_auto_compatible(num_blocks, pool_size) -> None:
+def check_auto_compatible(num_blocks, pool_size, lookup_ngram=0) -> None:
     """`block_size="auto"` models the cost of one block per sequence: refuse the options that add rows or blocks."""
-    if num_blocks != 1 or pool_size != 0:
+    if num_blocks != 1 or pool_size != 0 or lookup_ngram != 0:
         raise ValueError(
             "`block_size='auto'` chooses the block size from forward timings of one block per sequence; it cannot "
-            f"be combined with num_blocks={num_blocks!r} or pool_size={pool_size!r}. Pass an int block_size with "
-            "them, or drop them with 'auto'."
+            f"be combined with num_blocks={num_blocks!r}, pool_size={pool_size!r} or lookup_ngram={lookup_ngram!r}. "
+            "Pass an int block_size with them, or drop them with 'auto'."
         )
 
 
@@ -362,6 +384,7 @@ def validate_jacobi_inputs(
     spawn_ratio=0.85,
     pool_size=0,
     block_size_policy=None,
+    lookup_ngram=0,
 ):
     """Refuse every setting under which Jacobi decoding would not give the greedy output, saying what to do."""
     if block_size == "auto":
@@ -370,7 +393,7 @@ def validate_jacobi_inputs(
                 "`block_size='auto'` is resolved by hf_jacobi (it times the model's forwards): `import hf_jacobi` and "
                 "pass generation_mode='jacobi', or pass an int block_size to this custom_generate."
             )
-        check_auto_compatible(num_blocks, pool_size)
+        check_auto_compatible(num_blocks, pool_size, lookup_ngram)
     elif not _is_int(block_size) or block_size < 1:
         raise ValueError(
             f"`block_size` must be an int >= 1 (tokens decoded in parallel) or 'auto', got {block_size!r}."
@@ -388,6 +411,11 @@ def validate_jacobi_inputs(
         raise ValueError(
             f"`pool_size` must be an int >= 0 (rejected n-grams kept per sequence; 0 turns recycling off), got "
             f"{pool_size!r}."
+        )
+    if not _is_int(lookup_ngram) or lookup_ngram < 0:
+        raise ValueError(
+            f"`lookup_ngram` must be an int >= 0 (n-gram size of context-lookup candidates; 0 turns them off), got "
+            f"{lookup_ngram!r}."
         )
     if draft_init not in DRAFT_INITS:
         raise ValueError(f"`draft_init` must be one of {DRAFT_INITS}, got {draft_init!r}.")
@@ -439,6 +467,7 @@ def jacobi_decode(
     num_blocks: int | None = None,
     spawn_ratio: float | None = None,
     pool_size: int | None = None,
+    lookup_ngram: int | None = None,
     verify_fn=None,
     block_size_policy=None,
     **model_kwargs,
@@ -472,6 +501,9 @@ def jacobi_decode(
         spawn_ratio (`float`): `r` in (0, 1]: a pseudo-active block is spawned once `ceil(r * n)` positions of the
             real-active block are settled (default 0.85).
         pool_size (`int`): rejected n-grams kept per sequence for rejection recycling (default 0: off).
+        lookup_ngram (`int`): also verify, as one more candidate row, what followed the most recent earlier occurrence
+            of the last `lookup_ngram` (down to 1) committed tokens in the prompt and output (prompt lookup decoding's
+            draft, here beside the Jacobi draft; default 0: off).
         verify_fn (`Callable`, *optional*): replaces `verify_block` (same signature and results), e.g. the fused
             kernel from `hf_jacobi.kernels.get_verify_fn()`. Sampled forwards with recycled candidate rows use
             `verify_block` itself, whose shared random numbers keep the choice of row unbiased.
@@ -490,10 +522,11 @@ def jacobi_decode(
     num_blocks = jacobi_setting("num_blocks", num_blocks, generation_config)
     spawn_ratio = jacobi_setting("spawn_ratio", spawn_ratio, generation_config)
     pool_size = jacobi_setting("pool_size", pool_size, generation_config)
+    lookup_ngram = jacobi_setting("lookup_ngram", lookup_ngram, generation_config)
     batch_size, prompt_length = input_ids.shape
     validate_jacobi_inputs(
         model, generation_config, block_size, draft_init, prompt_length, num_blocks, spawn_ratio, pool_size,
-        block_size_policy,
+        block_size_policy, lookup_ngram,
     )
     if synced_gpus:
         raise ValueError("Jacobi decoding does not support synced_gpus (DeepSpeed ZeRO-3 / FSDP generation).")
@@ -521,7 +554,7 @@ def jacobi_decode(
     draft = MultiBlockDraft(
         input_ids, attention_mask, block_size, draft_init, draft_seed, num_blocks=num_blocks, spawn_ratio=spawn_ratio
     )
-    pool = RejectionPool(batch_size, pool_size) if pool_size > 0 else None
+    pool = RejectionPool(batch_size, pool_size, lookup_ngram) if pool_size > 0 or lookup_ngram > 0 else None
     verify = verify_block if verify_fn is None else verify_fn
 
     # Prefill: the prompt, as ordinary generation does.
@@ -568,7 +601,7 @@ def jacobi_decode(
         n = min(n, remaining)
         length = min(draft.draft_length(n), remaining)
         block = draft.get_candidates(input_ids[:, -1], length)
-        candidates = pool.get_candidates(block) if pool is not None else None
+        candidates = pool.get_candidates(block, input_ids) if pool is not None else None
         num_rows = 1 if candidates is None else candidates.shape[1]
         rows = block if candidates is None else candidates.reshape(batch_size * num_rows, length)
 
