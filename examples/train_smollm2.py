@@ -8,7 +8,9 @@
     # 3. measure TPF on a few HumanEval prompts and ship the adapter into the package (hf_jacobi/assets)
     python examples/train_smollm2.py --trajectories runs/stage1_n16 --output-dir runs/train_n16 --ship
 
-Rerunning step 1 or 2 with the same folder continues where it stopped. For a curriculum, collect again with
+Rerunning step 1 or 2 with the same folder continues where it stopped. On a GPU the same steps run with bigger batches
+(`examples/gpu_recipe.sh`: collect with --batch-size 128, train with --batch-size 16 --grad-accum 1 --time-cosine);
+that is how the shipped adapter was trained. For a curriculum, collect again with
 `hf-jacobi collect --jacobi-forcing --block-size 32 ...` and train from the shipped adapter.
 """
 
