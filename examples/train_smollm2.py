@@ -103,6 +103,8 @@ def main():
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--lora-r", type=int, default=32)
+    parser.add_argument("--init-adapter", type=Path, default=None,
+                        help="continue training this LoRA adapter (e.g. the shipped one) instead of a new one")
     parser.add_argument("--mask-context", choices=["clean", "noisy"], default="clean")
     parser.add_argument("--batch-size", type=int, default=1, help="packed examples per device step")
     parser.add_argument("--grad-accum", type=int, default=4)
@@ -156,6 +158,14 @@ def main():
     from peft import LoraConfig
 
     peft_config = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.0, target_modules="all-linear")
+    if args.init_adapter is not None:  # a later stage: keep training the adapter (kept in float32 for the optimizer)
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, args.init_adapter, is_trainable=True)
+        for param in model.parameters():
+            if param.requires_grad:
+                param.data = param.data.float()
+        peft_config = None
     timebox = TimeBox(args.max_minutes)
     trainer = JacobiForcingTrainer(model=model, args=config, train_dataset=train_dataset, processing_class=tokenizer,
                                    peft_config=peft_config, callbacks=[timebox])
