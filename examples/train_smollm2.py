@@ -11,7 +11,7 @@
 Rerunning step 1 or 2 with the same folder continues where it stopped. On a GPU the same steps run with bigger batches
 (`examples/gpu_recipe.sh`: collect with --batch-size 128, train with --batch-size 16 --grad-accum 1 --time-cosine);
 that is how the shipped adapter was trained. For a curriculum, collect again with
-`hf-jacobi collect --jacobi-forcing --block-size 32 ...` and train from the shipped adapter.
+`hf-jacobi collect --jacobi-forcing --block-size 32 ...` and train with `--init-adapter src/hf_jacobi/assets/smollm2-jacobi-forcing`.
 """
 
 import argparse
