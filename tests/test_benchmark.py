@@ -18,7 +18,7 @@ def test_benchmark_two_models_side_by_side(tmp_path):
     model.generation_config.eos_token_id = None
     problems = benchmark.load_humaneval(2)
     methods = benchmark.default_methods([2, 4], prompt_lookup=False, model="base") + benchmark.default_methods(
-        [4], prompt_lookup=True, model="trained")
+        [4], prompt_lookup=True, model="trained", lookup=2, lookup_draft=[1], lookup_num_tokens=5)
     result = benchmark.run_benchmark({"base": model, "trained": model}, tokenizer, problems, methods,
                                      max_new_tokens=10, pass_at_1=True, progress=False)
     rows = {r["method"]: r for r in result["methods"]}
@@ -30,4 +30,5 @@ def test_benchmark_two_models_side_by_side(tmp_path):
     out = benchmark.write_outputs(result, tmp_path, {"machine": benchmark.machine_description()})
     assert json.loads((out / "results.json").read_text())["meta"]["machine"]
     assert "trained/jacobi_n4" in (out / "results.md").read_text()
+    assert {"trained/jacobi_n4_lookup2", "trained/jacobi_n1_lookup2_draft5"} <= set(rows)
     assert (out / "results.png").stat().st_size > 0

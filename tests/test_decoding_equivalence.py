@@ -57,11 +57,12 @@ def test_greedy_identity_with_eos_inside_block(tiny_model_factory, family, batch
             torch.testing.assert_close(out, reference, rtol=0, atol=0, msg=f"{family} block_size={block_size}")
 
 
-# Multi-block decoding, rejection recycling and context-lookup rows: (block_size, num_blocks, pool_size, spawn_ratio,
-# lookup_ngram). A spawn ratio of 0.1 spawns pseudo-active blocks at every forward even on these untrained models, so
-# their paths are always exercised.
-MULTIBLOCK = [(3, 2, 0, 0.1, 0), (4, 3, 4, 0.1, 0), (2, 3, 4, 0.85, 0), (5, 1, 4, 0.85, 0), (5, 1, 0, 0.85, 2),
-              (4, 2, 4, 0.1, 3)]
+# Multi-block decoding, rejection recycling and context lookup (as extra rows or in the draft): (block_size,
+# num_blocks, pool_size, spawn_ratio, lookup_ngram, lookup_mode, lookup_num_tokens). A spawn ratio of 0.1 spawns
+# pseudo-active blocks at every forward even on these untrained models, so their paths are always exercised.
+MULTIBLOCK = [(3, 2, 0, 0.1, 0, "row", None), (4, 3, 4, 0.1, 0, "row", None), (2, 3, 4, 0.85, 0, "row", None),
+              (5, 1, 4, 0.85, 0, "row", None), (5, 1, 0, 0.85, 2, "row", None), (4, 2, 4, 0.1, 3, "row", None),
+              (2, 1, 0, 0.85, 2, "draft", 6), (3, 2, 4, 0.1, 2, "draft", None)]
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -70,16 +71,19 @@ def test_greedy_identity_multiblock_and_recycling(tiny_model_factory, family, ba
     model = tiny_model_factory(family)
     inputs = _inputs(batch)
     reference = _greedy(model, inputs)
-    for block_size, num_blocks, pool_size, spawn_ratio, lookup_ngram in MULTIBLOCK:
+    for block_size, num_blocks, pool_size, spawn_ratio, lookup_ngram, lookup_mode, lookup_num_tokens in MULTIBLOCK:
         settings = dict(block_size=block_size, num_blocks=num_blocks, pool_size=pool_size, spawn_ratio=spawn_ratio,
-                        lookup_ngram=lookup_ngram)
+                        lookup_ngram=lookup_ngram, lookup_mode=lookup_mode, lookup_num_tokens=lookup_num_tokens)
         out = _greedy(model, inputs, generation_mode="jacobi", return_dict_in_generate=True, **settings)
         torch.testing.assert_close(out.sequences, reference, rtol=0, atol=0, msg=f"{family} {settings}")
         assert int(out.accepted_tokens.sum()) == MAX_NEW_TOKENS - 1
-        assert out.draft_lengths.max() <= block_size * num_blocks
-        assert out.candidate_rows.max() <= 1 + pool_size + (lookup_ngram > 0)
+        assert out.draft_lengths.max() <= max(block_size * num_blocks, 1 + (lookup_num_tokens or 0))
+        rows = 1 + pool_size + (lookup_ngram > 0 and lookup_mode == "row")
+        assert out.candidate_rows.max() <= rows
         if lookup_ngram and not pool_size:
-            assert out.candidate_rows.max() == 2  # lookup rows were verified (random prompts repeat single tokens)
+            assert out.candidate_rows.max() == rows  # lookup rows were verified (random prompts repeat single tokens)
+        if lookup_num_tokens:
+            assert out.draft_lengths.max() > block_size * num_blocks  # lookup continuations lengthened the block
         if spawn_ratio < 0.2:
             assert out.draft_lengths.max() > block_size  # pseudo-active blocks were in flight
     # EOS inside a block (rows stop at different forwards)

@@ -181,6 +181,8 @@ def test_context_lookup_unit():
     assert lookup([5, 1, 7, 9, 1], 2) == [7, 9, 1]  # no earlier (9, 1): falls back to the unigram 1
     assert lookup([1, 8, 1, 9, 1], 1) == [9, 1]  # the most recent earlier occurrence wins
     assert lookup([1, 2, 3], 3) == [] and lookup([4], 2) == []
+    assert lookup([7, 1, 2, 1, 2], 2, max_tokens=5) == [1, 2, 1, 2, 1]  # overlapping match: continued periodically
+    assert lookup([1, 2, 3, 4, 1, 2], 2, max_tokens=1) == [3]
     pool = jacobi.RejectionPool(batch_size=2, pool_size=0, lookup_ngram=2)
     context = torch.tensor([[3, 4, 5, 6, 3, 4], [9, 9, 8, 7, 6, 5]])
     candidates = pool.get_candidates(torch.tensor([[4, 0, 0], [5, 1, 2]]), context)
@@ -202,6 +204,25 @@ def test_context_lookup_is_lossless_and_helps_on_repeats(cyclic_model):
     out = jacobi_run(cyclic_model, ids, attention_mask=mask, block_size=4, pool_size=2, lookup_ngram=3,
                      num_blocks=2, max_new_tokens=40)
     torch.testing.assert_close(out.sequences, reference, rtol=0, atol=0)
+
+
+def test_context_lookup_in_the_draft(cyclic_model):
+    """`lookup_mode="draft"`: the continuation replaces the Jacobi draft in one row and lengthens the block to fit."""
+    draft = jacobi.JacobiDraft(torch.tensor([[3, 4, 5], [6, 7, 8]]), None, 4, "repeat", 0)
+    block = draft.get_candidates(torch.tensor([5, 8]), 5, lookup=[[1, 2], []])
+    assert block.tolist() == [[5, 1, 2, 5, 5], [8, 8, 8, 8, 8]]  # row 1 had no match: its own draft (filler) stays
+    assert jacobi.RejectionPool.lookup_rows(torch.tensor([[1, 2, 3, 1, 2], [4, 5, 6, 7, 8]]), 2, 2) == [[3, 1], []]
+
+    reference = cyclic_model.generate(PROMPT, do_sample=False, max_new_tokens=60)
+    out = jacobi_run(cyclic_model, PROMPT, block_size=2, lookup_ngram=2, lookup_mode="draft", lookup_num_tokens=9)
+    torch.testing.assert_close(out.sequences, reference, rtol=0, atol=0)
+    assert out.candidate_rows.max() == 1  # no extra rows
+    assert out.draft_lengths.max() == 10  # the block grew to 1 + lookup_num_tokens once the cycle repeated
+    assert out.tokens_per_forward > 5.0, out.tokens_per_forward  # vs 1.0 without lookup on this model
+    # without lookup_num_tokens the continuation fills the block but does not lengthen it
+    out = jacobi_run(cyclic_model, PROMPT, block_size=4, lookup_ngram=2, lookup_mode="draft")
+    torch.testing.assert_close(out.sequences, reference, rtol=0, atol=0)
+    assert out.draft_lengths.max() == 4 and out.tokens_per_forward > 3.0
 
 
 def test_multi_block_draft_lengths():
@@ -317,6 +338,10 @@ def test_sampling_with_blocks_and_recycling_end_to_end():
         (dict(lookup_ngram=-1), "lookup_ngram"),
         (dict(lookup_ngram="2"), "lookup_ngram"),
         (dict(block_size="auto", lookup_ngram=2), "lookup_ngram=2"),
+        (dict(lookup_ngram=2, lookup_mode="tree"), "lookup_mode"),
+        (dict(lookup_ngram=2, lookup_num_tokens=0), "lookup_num_tokens"),
+        (dict(lookup_mode="draft"), "lookup_ngram >= 1"),
+        (dict(lookup_num_tokens=5), "lookup_ngram >= 1"),
     ],
 )
 def test_bad_input_clear_errors(kwargs, message):

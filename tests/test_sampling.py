@@ -65,6 +65,18 @@ def test_sampling_matches_ordinary_sampling(small_vocab_model, monkeypatch):
     assert stat > critical, (stat, critical)
 
 
+def test_sampling_with_lookup_in_the_draft(small_vocab_model):
+    """Context-lookup drafts depend only on committed tokens (deterministic drafts), so the same rule keeps sampling
+    exact when they replace the Jacobi draft and lengthen the block."""
+    torch.set_num_threads(1)
+    reference, _ = sample_pairs(small_vocab_model, seed=0)
+    counts, accepted = sample_pairs(small_vocab_model, seed=1, generation_mode="jacobi", block_size=1, lookup_ngram=1,
+                                    lookup_mode="draft", lookup_num_tokens=3)
+    assert sum(v for k, v in accepted.items() if k > 1) > 100  # lookup tokens were accepted (block_size=1 alone: none)
+    stat, critical = chi_square(reference, counts)
+    assert stat < critical, (stat, critical)
+
+
 def test_seeded_sampling_is_reproducible(small_vocab_model):
     runs = []
     for _ in range(2):

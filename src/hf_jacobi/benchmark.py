@@ -40,10 +40,13 @@ def default_methods(
     multiblock: tuple[int, int] | None = None,
     auto: bool = False,
     lookup: int | None = None,
+    lookup_draft=(),
+    lookup_num_tokens: int = 7,
 ) -> list[Method]:
     """HF greedy (the reference of its model), optionally HF prompt lookup, Jacobi at each block size, optionally
-    multi-block Jacobi (`(num_blocks, pool_size)`) and Jacobi with context-lookup candidates (`lookup_ngram`) at each
-    block size, and `block_size="auto"`."""
+    multi-block Jacobi (`(num_blocks, pool_size)`) and Jacobi with context-lookup candidate rows (`lookup_ngram`) at
+    each block size, Jacobi with the lookup continuation in the draft (`lookup_mode="draft"`, up to
+    `lookup_num_tokens`) at each size of `lookup_draft`, and `block_size="auto"`."""
     prefix = "" if model == "model" else f"{model}/"
     jacobi = {"generation_mode": "jacobi"}
     methods = [Method(f"{prefix}hf_greedy", model=model)]
@@ -58,6 +61,11 @@ def default_methods(
         if lookup:
             methods.append(Method(f"{prefix}jacobi_n{n}_lookup{lookup}",
                                   {**jacobi, "block_size": n, "lookup_ngram": lookup}, model=model))
+    for n in lookup_draft:
+        ngram = lookup or 2
+        settings = dict(block_size=n, lookup_ngram=ngram, lookup_mode="draft", lookup_num_tokens=lookup_num_tokens)
+        methods.append(Method(f"{prefix}jacobi_n{n}_lookup{ngram}_draft{lookup_num_tokens}", {**jacobi, **settings},
+                              model=model))
     if auto:
         methods.append(Method(f"{prefix}jacobi_auto", {**jacobi, "block_size": "auto"}, model=model))
     return methods

@@ -65,6 +65,7 @@ def cmd_bench(args) -> None:
     methods = benchmark.default_methods(
         args.block_sizes, prompt_lookup=not args.no_prompt_lookup, model=next(iter(models)),
         multiblock=tuple(args.multiblock) if args.multiblock else None, auto=args.auto, lookup=args.lookup,
+        lookup_draft=args.lookup_draft, lookup_num_tokens=args.lookup_tokens,
     )
     if trained and args.base_block_sizes is not None:
         models["base"] = _load(args, jacobi_forcing=False, adapter=None)[0]
@@ -125,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--auto", action="store_true", help="also run block_size='auto'")
     bench.add_argument("--lookup", type=int, default=None, metavar="NGRAM",
                        help="also run Jacobi with context-lookup candidate rows (lookup_ngram=NGRAM) at each block size")
+    bench.add_argument("--lookup-draft", type=int, nargs="+", default=(), metavar="BLOCK_SIZE",
+                       help="also run Jacobi with the lookup continuation in the draft itself (lookup_mode='draft', "
+                       "one row; n-gram from --lookup, default 2) at these block sizes (1: lookup only)")
+    bench.add_argument("--lookup-tokens", type=int, default=7,
+                       help="lookup_num_tokens of the --lookup-draft methods (the block grows to 1 + this)")
     bench.add_argument("--base-block-sizes", type=int, nargs="*", default=None,
                        help="with --jacobi-forcing: also run the base model (HF greedy + Jacobi at these sizes; "
                        "no sizes: HF greedy only)")

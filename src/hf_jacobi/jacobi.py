@@ -30,7 +30,10 @@ JACOBI_DEFAULTS = {
     "spawn_ratio": 0.85,
     "pool_size": 0,
     "lookup_ngram": 0,
+    "lookup_mode": "row",
+    "lookup_num_tokens": None,
 }
+LOOKUP_MODES = ("row", "draft")
 DRAFT_INITS = ("prompt", "repeat")
 
 
@@ -149,11 +152,13 @@ class JacobiDraft:
         self.prompt_weights = weights.cpu()
         self.guess = prompt_ids.new_empty((prompt_ids.shape[0], 0))
 
-    def get_candidates(self, last_tokens: torch.LongTensor, length: int) -> torch.LongTensor:
+    def get_candidates(self, last_tokens: torch.LongTensor, length: int, lookup=None) -> torch.LongTensor:
         """A block of `length` tokens: the last committed token, then carried predictions, then filler.
 
         Args:
             last_tokens (`torch.LongTensor` of shape `(batch,)`): last generated token (not in the cache yet).
+            lookup (`list[list[int]]`, *optional*): per row, context-lookup tokens that replace the first draft tokens
+                after the last committed one (`lookup_mode="draft"`).
         Returns:
             `torch.LongTensor` of shape `(batch, length)`.
         """
@@ -162,7 +167,12 @@ class JacobiDraft:
         if n_fill > 0:
             last = guess[:, -1] if guess.shape[1] else last_tokens
             guess = torch.cat([guess, self.filler(n_fill, last)], dim=1)
-        return torch.cat([last_tokens[:, None], guess], dim=1)
+        block = torch.cat([last_tokens[:, None], guess], dim=1)
+        for row, tokens in enumerate(lookup or ()):
+            tokens = tokens[: length - 1]
+            if tokens:
+                block[row, 1 : 1 + len(tokens)] = torch.tensor(tokens, dtype=block.dtype, device=block.device)
+        return block
 
     def filler(self, n_fill: int, last_tokens: torch.LongTensor) -> torch.LongTensor:
         """`n_fill` initial-guess tokens per row, shape `(batch, n_fill)`."""
@@ -263,21 +273,34 @@ class RejectionPool:
         pool_size (`int`): n-grams kept per sequence.
     """
 
-    def __init__(self, batch_size: int, pool_size: int, lookup_ngram: int = 0):
+    def __init__(self, batch_size: int, pool_size: int, lookup_ngram: int = 0, lookup_num_tokens: int | None = None):
         self.pool_size = pool_size
         self.lookup_ngram = lookup_ngram
+        self.lookup_num_tokens = lookup_num_tokens
         self.pools: list[list[tuple[int, ...]]] = [[] for _ in range(batch_size)]
 
     @staticmethod
-    def lookup(tokens: list[int], max_ngram: int) -> list[int]:
+    def lookup(tokens: list[int], max_ngram: int, max_tokens: int | None = None) -> list[int]:
         """The tokens that followed the most recent earlier occurrence of the last `k` tokens (`k = max_ngram .. 1`)
-        in `tokens` (prompt and output so far), as in prompt lookup decoding; `[]` when there is none."""
+        in `tokens` (prompt and output so far), as in prompt lookup decoding; `[]` when there is none.
+
+        With `max_tokens`, at most that many; a continuation that runs into the end of `tokens` goes on as a copy of
+        itself (the match overlaps what it predicts, as in LZ77), so periodic text is drafted past one period.
+        """
         for k in range(min(max_ngram, len(tokens) - 1), 0, -1):
             suffix = tokens[-k:]
             for start in range(len(tokens) - k - 1, -1, -1):
                 if tokens[start : start + k] == suffix:
-                    return tokens[start + k :]
+                    found = tokens[start + k :]
+                    if max_tokens is not None:
+                        found = (found * math.ceil(max_tokens / len(found)))[:max_tokens]
+                    return found
         return []
+
+    @classmethod
+    def lookup_rows(cls, context: torch.LongTensor, max_ngram: int, max_tokens: int) -> list[list[int]]:
+        """`lookup` for every row of `context` (prompt and committed tokens), at most `max_tokens` tokens each."""
+        return [cls.lookup(tokens, max_ngram, max_tokens) for tokens in context.tolist()]
 
     def get_candidates(self, block: torch.LongTensor, context: torch.LongTensor | None = None) -> torch.LongTensor | None:
         """Candidate drafts for every sequence: the draft first, then recycled n-grams whose key is `block[:, 0]`,
@@ -294,14 +317,16 @@ class RejectionPool:
         """
         length = block.shape[1]
         drafts = block.tolist()
-        contexts = context.tolist() if (self.lookup_ngram > 0 and context is not None) else [None] * len(drafts)
+        if self.lookup_ngram > 0 and context is not None:
+            cap = length - 1 if self.lookup_num_tokens is None else min(self.lookup_num_tokens, length - 1)
+            lookups = self.lookup_rows(context, self.lookup_ngram, cap)
+        else:
+            lookups = [[] for _ in drafts]
         candidates = []
-        for draft, pool, tokens in zip(drafts, self.pools, contexts):
+        for draft, pool, found in zip(drafts, self.pools, lookups):
             ngrams = [ngram for ngram in reversed(pool) if ngram[0] == draft[0]]  # most recent first
-            if tokens is not None:
-                found = self.lookup(tokens, self.lookup_ngram)[: length - 1]
-                if found:
-                    ngrams.append((draft[0], *found))
+            if found:
+                ngrams.append((draft[0], *found))
             rows, seen = [], {tuple(draft)}
             for ngram in ngrams:
                 row = list(ngram[:length]) + draft[len(ngram) :]
@@ -385,6 +410,8 @@ def validate_jacobi_inputs(
     pool_size=0,
     block_size_policy=None,
     lookup_ngram=0,
+    lookup_mode="row",
+    lookup_num_tokens=None,
 ):
     """Refuse every setting under which Jacobi decoding would not give the greedy output, saying what to do."""
     if block_size == "auto":
@@ -416,6 +443,21 @@ def validate_jacobi_inputs(
         raise ValueError(
             f"`lookup_ngram` must be an int >= 0 (n-gram size of context-lookup candidates; 0 turns them off), got "
             f"{lookup_ngram!r}."
+        )
+    if lookup_mode not in LOOKUP_MODES:
+        raise ValueError(
+            f"`lookup_mode` must be one of {LOOKUP_MODES} ('row': the lookup continuation is verified as an extra "
+            f"candidate row; 'draft': it replaces the draft in the block itself), got {lookup_mode!r}."
+        )
+    if lookup_num_tokens is not None and (not _is_int(lookup_num_tokens) or lookup_num_tokens < 1):
+        raise ValueError(
+            f"`lookup_num_tokens` must be an int >= 1 (most context-lookup tokens per forward) or None (up to the "
+            f"block), got {lookup_num_tokens!r}."
+        )
+    if lookup_ngram == 0 and (lookup_mode != "row" or lookup_num_tokens is not None):
+        raise ValueError(
+            f"`lookup_mode={lookup_mode!r}` / `lookup_num_tokens={lookup_num_tokens!r}` configure context lookup, which "
+            "is off: pass lookup_ngram >= 1 (e.g. 2) to turn it on, or drop them."
         )
     if draft_init not in DRAFT_INITS:
         raise ValueError(f"`draft_init` must be one of {DRAFT_INITS}, got {draft_init!r}.")
@@ -468,6 +510,8 @@ def jacobi_decode(
     spawn_ratio: float | None = None,
     pool_size: int | None = None,
     lookup_ngram: int | None = None,
+    lookup_mode: str | None = None,
+    lookup_num_tokens: int | None = None,
     verify_fn=None,
     block_size_policy=None,
     **model_kwargs,
@@ -504,6 +548,13 @@ def jacobi_decode(
         lookup_ngram (`int`): also verify, as one more candidate row, what followed the most recent earlier occurrence
             of the last `lookup_ngram` (down to 1) committed tokens in the prompt and output (prompt lookup decoding's
             draft, here beside the Jacobi draft; default 0: off).
+        lookup_mode (`str`): where the lookup continuation goes. `"row"` (default): an extra candidate row of the same
+            forward, beside the Jacobi draft; best where extra rows cost little (GPUs). `"draft"`: it replaces the first
+            tokens of the Jacobi draft itself, one row per sequence, and the block grows to hold it; best where every
+            fed token costs (CPUs). Sequences without a match keep their Jacobi draft.
+        lookup_num_tokens (`int`, *optional*): most lookup tokens per forward (like `prompt_lookup_num_tokens`);
+            default: up to the block. With `lookup_mode="draft"` a longer continuation lengthens the block up to
+            `1 + lookup_num_tokens`, so `block_size` is then the length used when nothing matches.
         verify_fn (`Callable`, *optional*): replaces `verify_block` (same signature and results), e.g. the fused
             kernel from `hf_jacobi.kernels.get_verify_fn()`. Sampled forwards with recycled candidate rows use
             `verify_block` itself, whose shared random numbers keep the choice of row unbiased.
@@ -523,10 +574,12 @@ def jacobi_decode(
     spawn_ratio = jacobi_setting("spawn_ratio", spawn_ratio, generation_config)
     pool_size = jacobi_setting("pool_size", pool_size, generation_config)
     lookup_ngram = jacobi_setting("lookup_ngram", lookup_ngram, generation_config)
+    lookup_mode = jacobi_setting("lookup_mode", lookup_mode, generation_config)
+    lookup_num_tokens = jacobi_setting("lookup_num_tokens", lookup_num_tokens, generation_config)
     batch_size, prompt_length = input_ids.shape
     validate_jacobi_inputs(
         model, generation_config, block_size, draft_init, prompt_length, num_blocks, spawn_ratio, pool_size,
-        block_size_policy, lookup_ngram,
+        block_size_policy, lookup_ngram, lookup_mode, lookup_num_tokens,
     )
     if synced_gpus:
         raise ValueError("Jacobi decoding does not support synced_gpus (DeepSpeed ZeRO-3 / FSDP generation).")
@@ -554,7 +607,9 @@ def jacobi_decode(
     draft = MultiBlockDraft(
         input_ids, attention_mask, block_size, draft_init, draft_seed, num_blocks=num_blocks, spawn_ratio=spawn_ratio
     )
-    pool = RejectionPool(batch_size, pool_size, lookup_ngram) if pool_size > 0 or lookup_ngram > 0 else None
+    lookup_rows = lookup_ngram if lookup_mode == "row" else 0
+    lookup_in_draft = lookup_ngram if lookup_mode == "draft" else 0
+    pool = RejectionPool(batch_size, pool_size, lookup_rows, lookup_num_tokens) if pool_size or lookup_rows else None
     verify = verify_block if verify_fn is None else verify_fn
 
     # Prefill: the prompt, as ordinary generation does.
@@ -600,7 +655,12 @@ def jacobi_decode(
         n = block_size if block_size_policy is None else block_size_policy.next_block_size(remaining)
         n = min(n, remaining)
         length = min(draft.draft_length(n), remaining)
-        block = draft.get_candidates(input_ids[:, -1], length)
+        found = None
+        if lookup_in_draft:
+            cap = length - 1 if lookup_num_tokens is None else lookup_num_tokens
+            found = RejectionPool.lookup_rows(input_ids, lookup_in_draft, cap)
+            length = min(max(length, 1 + max(len(tokens) for tokens in found)), remaining)
+        block = draft.get_candidates(input_ids[:, -1], length, lookup=found)
         candidates = pool.get_candidates(block, input_ids) if pool is not None else None
         num_rows = 1 if candidates is None else candidates.shape[1]
         rows = block if candidates is None else candidates.reshape(batch_size * num_rows, length)
