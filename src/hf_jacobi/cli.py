@@ -91,7 +91,8 @@ def cmd_collect(args) -> None:
 
     if (args.prompts is None) == (args.stdlib_prompts is None):
         raise SystemExit("error: pass exactly one of --prompts FILE_OR_DIR and --stdlib-prompts N")
-    prompts = args.prompts if args.prompts is not None else stdlib_coding_prompts(args.stdlib_prompts, templates_per_task=args.stdlib_templates)
+    prompts = args.prompts if args.prompts is not None else stdlib_coding_prompts(
+        args.stdlib_prompts, templates_per_task=args.stdlib_templates, style=args.stdlib_style)
     model, tokenizer = _load(args)
     config = CollectConfig(
         block_size=args.block_size, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
@@ -143,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--stdlib-prompts", type=int, help="use N offline coding prompts built from stdlib docstrings")
     collect.add_argument("--stdlib-templates", type=int, default=1, choices=[1, 2, 3],
                          help="prompts per stdlib function (each with another task template): more data")
+    collect.add_argument("--stdlib-style", default="instruction", choices=["instruction", "completion"],
+                         help="instruction prompts, or the function's signature + docstring as code to complete")
     collect.add_argument("--output-dir", required=True, help="rerun with the same folder to resume")
     collect.add_argument("--block-size", type=int, default=16)
     collect.add_argument("--max-new-tokens", type=int, default=256)

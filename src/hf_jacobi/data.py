@@ -28,6 +28,9 @@ TEMPLATES = (
     "Here is the documentation of `{module}.{name}`: \"{doc}\" Write your own Python implementation of it, with a "
     "short explanation.",
 )
+#: Code-completion tasks: the function's signature and docstring as code to complete (prompts with code in them).
+COMPLETION_TEMPLATE = 'Complete this Python function:\n```python\ndef {name}{signature}:\n    """{doc}"""\n```'
+STYLES = ("instruction", "completion")
 
 
 def _first_paragraph(doc: str) -> str:
@@ -44,12 +47,18 @@ def _humaneval_entry_points() -> set[str]:
         return set()
 
 
-def stdlib_coding_prompts(limit: int | None = None, seed: int = 0, templates_per_task: int = 1) -> list[str]:
+def stdlib_coding_prompts(
+    limit: int | None = None, seed: int = 0, templates_per_task: int = 1, style: str = "instruction"
+) -> list[str]:
     """Coding prompts from the documented public functions of the standard library modules above, shuffled.
 
-    With `templates_per_task=1` each function gives one prompt (templates taken in turn); with 2 or 3 it gives that
-    many, each with another template, for more training data from the same functions.
+    `style="instruction"`: with `templates_per_task=1` each function gives one prompt (templates taken in turn); with 2
+    or 3 it gives that many, each with another template, for more training data from the same functions.
+    `style="completion"`: one prompt per function, its signature and docstring as code to complete, so that training
+    also sees prompts that contain code (a model trained on instructions alone may drift on completion prompts).
     """
+    if style not in STYLES:
+        raise ValueError(f"`style` must be one of {STYLES}, got {style!r}.")
     if not 1 <= templates_per_task <= len(TEMPLATES):
         raise ValueError(f"`templates_per_task` must be between 1 and {len(TEMPLATES)}, got {templates_per_task}.")
     excluded = _humaneval_entry_points()
@@ -76,10 +85,13 @@ def stdlib_coding_prompts(limit: int | None = None, seed: int = 0, templates_per
                 tasks.append((module_name, name, signature, doc))
     rng = random.Random(seed)
     rng.shuffle(tasks)
-    prompts = [
-        TEMPLATES[(i + k) % len(TEMPLATES)].format(module=m, name=n, signature=s, doc=d)
-        for k in range(templates_per_task)
-        for i, (m, n, s, d) in enumerate(tasks)
-    ]
+    if style == "completion":
+        prompts = [COMPLETION_TEMPLATE.format(name=n, signature=s, doc=d) for m, n, s, d in tasks]
+    else:
+        prompts = [
+            TEMPLATES[(i + k) % len(TEMPLATES)].format(module=m, name=n, signature=s, doc=d)
+            for k in range(templates_per_task)
+            for i, (m, n, s, d) in enumerate(tasks)
+        ]
     prompts = list(dict.fromkeys(prompts))  # os.path and posixpath document the same functions
     return prompts[:limit] if limit is not None else prompts
