@@ -1,10 +1,12 @@
 """Main demo: the same prompt decoded by HF greedy and by Jacobi decoding, side by side, on the offline SmolLM2.
 
-    python examples/demo.py [--block-size 8] [--lookup-ngram 2] [--max-new-tokens 128] [--base]
+    python examples/demo.py [--block-size 8] [--lookup-ngram 2] [--lookup-block-size 4] [--lookup-tokens 7]
+                            [--max-new-tokens 128] [--base]
 
 Uses the Jacobi Forcing SmolLM2 shipped with hf_jacobi when present (else the base model, which is lossless but
-accepts about one token per forward). Runs HF greedy, Jacobi decoding, and Jacobi decoding with context-lookup
-candidates; prints tokens/forward and tokens/s of each and checks that the outputs are identical.
+accepts about one token per forward). Runs HF greedy, Jacobi decoding, Jacobi decoding with context-lookup candidates
+as extra rows (the GPU setting) and with the lookup continuation in the draft itself (the CPU setting); prints
+tokens/forward and tokens/s of each and checks that the outputs are identical.
 """
 
 import argparse
@@ -23,6 +25,8 @@ def main():
     parser.add_argument("--prompt", default=PROMPT)
     parser.add_argument("--block-size", type=int, default=8)
     parser.add_argument("--lookup-ngram", type=int, default=2, help="n-gram size of the context-lookup candidates")
+    parser.add_argument("--lookup-block-size", type=int, default=4, help="block size of the lookup-in-draft run")
+    parser.add_argument("--lookup-tokens", type=int, default=7, help="lookup tokens per forward in that run")
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--base", action="store_true", help="use the base SmolLM2 even if the trained one is shipped")
     args = parser.parse_args()
@@ -38,7 +42,11 @@ def main():
     methods = {
         "HF greedy": {},
         f"Jacobi n={args.block_size}": jacobi,
-        f"+ lookup {args.lookup_ngram}": dict(jacobi, lookup_ngram=args.lookup_ngram),
+        "+ lookup rows": dict(jacobi, lookup_ngram=args.lookup_ngram),
+        f"n={args.lookup_block_size} + lookup draft": dict(
+            generation_mode="jacobi", block_size=args.lookup_block_size, lookup_ngram=args.lookup_ngram,
+            lookup_mode="draft", lookup_num_tokens=args.lookup_tokens,
+        ),
     }
     results = {}
     for name, extra in methods.items():
@@ -51,10 +59,10 @@ def main():
 
     greedy, _, _, greedy_speed = results["HF greedy"]
     print("\n" + tokenizer.decode(greedy[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True) + "\n")
-    print(f"{'method':<18}{'tokens':>8}{'tokens/forward':>16}{'tokens/s':>10}{'speedup':>9}  identical to greedy")
+    print(f"{'method':<24}{'tokens':>8}{'tokens/forward':>16}{'tokens/s':>10}{'speedup':>9}  identical to greedy")
     for name, (sequences, tokens, tpf, speed) in results.items():
         same = torch.equal(sequences, greedy)
-        print(f"{name:<18}{tokens:>8}{tpf:>16.2f}{speed:>10.1f}{speed / greedy_speed:>8.2f}x  {same}")
+        print(f"{name:<24}{tokens:>8}{tpf:>16.2f}{speed:>10.1f}{speed / greedy_speed:>8.2f}x  {same}")
 
 
 if __name__ == "__main__":

@@ -67,9 +67,10 @@ def time_cosine_scheduler(optimizer, timebox: TimeBox, warmup: float = 0.03):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, scale)
 
 
-def load_records(path: Path):
-    path = path / "trajectories.jsonl" if path.is_dir() else path
-    return load_dataset("json", data_files=str(path), split="train")
+def load_records(paths: list[Path]):
+    """Trajectory records of one or more collection folders (e.g. instruction and completion prompts), together."""
+    files = [str(path / "trajectories.jsonl" if path.is_dir() else path) for path in paths]
+    return load_dataset("json", data_files=files, split="train")
 
 
 def packed_dataset(records, block_size, repacks, eos_token_id):
@@ -96,7 +97,8 @@ def measure_tpf(model, tokenizer, block_size, num_prompts, max_new_tokens):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trajectories", type=Path, required=True)
+    parser.add_argument("--trajectories", type=Path, nargs="+", required=True,
+                        help="collection folders (or their trajectories.jsonl); several are trained on together")
     parser.add_argument("--output-dir", type=Path, required=True)
     parser.add_argument("--block-size", type=int, default=16)
     parser.add_argument("--repacks", type=int, default=3, help="random re-packings added to the progressive one")

@@ -69,7 +69,10 @@ def cmd_bench(args) -> None:
     )
     if trained and args.base_block_sizes is not None:
         models["base"] = _load(args, jacobi_forcing=False, adapter=None)[0]
-        methods = benchmark.default_methods(args.base_block_sizes, prompt_lookup=False, model="base", lookup=args.lookup) + methods
+        methods = benchmark.default_methods(
+            args.base_block_sizes, prompt_lookup=False, model="base", lookup=args.lookup,
+            lookup_draft=args.lookup_draft if args.base_block_sizes else (), lookup_num_tokens=args.lookup_tokens,
+        ) + methods
     result = benchmark.run_benchmark(
         models, tokenizer, problems, methods, max_new_tokens=args.max_new_tokens, pass_at_1=not args.no_pass_at_1
     )
