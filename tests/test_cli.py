@@ -17,9 +17,15 @@ def test_cli_generate_streams_and_summarizes(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "tokens/forward" in captured.err and "tokens/s" in captured.err
     assert captured.out.strip()  # streamed text
+    cli.main(["generate", "def add(a, b):", "--model", str(tmp_path), "--max-new-tokens", "12", "--block-size", "1",
+              "--lookup-draft", "5"])
+    assert "tokens/forward" in capsys.readouterr().err
 
 
 def test_cli_rejects_negative_block_size(capsys):
     with pytest.raises(SystemExit):
         cli.main(["generate", "hi", "--block-size", "-2"])
     assert "--block-size" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["generate", "hi", "--block-size", "0", "--lookup-draft", "7"])
+    assert "--lookup" in capsys.readouterr().err

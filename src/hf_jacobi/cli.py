@@ -40,6 +40,10 @@ def cmd_generate(args) -> None:
     kwargs = dict(max_new_tokens=args.max_new_tokens, do_sample=False, streamer=streamer, return_dict_in_generate=True)
     if args.block_size > 0:
         kwargs.update(generation_mode="jacobi", block_size=args.block_size)
+        if args.lookup:
+            kwargs.update(lookup_ngram=args.lookup)
+        if args.lookup_draft:
+            kwargs.update(lookup_ngram=args.lookup or 2, lookup_mode="draft", lookup_num_tokens=args.lookup_draft)
     start = time.perf_counter()
     with torch.inference_mode():
         out = model.generate(**inputs, **kwargs)
@@ -114,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("prompt", nargs="?", help="the prompt (read from standard input when omitted)")
     _add_model_args(gen)
     gen.add_argument("--block-size", type=int, default=16, help="tokens per Jacobi block (0: plain greedy decoding)")
+    gen.add_argument("--lookup", type=int, default=0, metavar="NGRAM",
+                     help="also verify context-lookup drafts (lookup_ngram=NGRAM) as an extra row")
+    gen.add_argument("--lookup-draft", type=int, default=0, metavar="TOKENS",
+                     help="put up to TOKENS context-lookup tokens in the draft itself (lookup_mode='draft'; the CPU "
+                     "setting, best with --block-size 1)")
     gen.add_argument("--max-new-tokens", type=int, default=256)
     gen.add_argument("--no-chat-template", action="store_true", help="feed the prompt as is")
     gen.set_defaults(func=cmd_generate)
@@ -167,6 +176,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if getattr(args, "block_size", 0) < 0:
         parser.error("--block-size must be >= 1 (or 0 for plain greedy decoding)")
+    if args.command == "generate" and (args.lookup or args.lookup_draft) and args.block_size == 0:
+        parser.error("--lookup / --lookup-draft need Jacobi decoding: pass --block-size >= 1")
     args.func(args)
 
 
