@@ -73,13 +73,15 @@ def load_records(paths: list[Path]):
     return load_dataset("json", data_files=files, split="train")
 
 
-def packed_dataset(records, block_size, repacks, eos_token_id):
+def packed_dataset(records, block_size, repacks, eos_token_id, trim_loops=True):
     """Progressive schedule over each record's blocks, plus `repacks` random re-packings (other noisy iterates of the
-    same trajectories, so later epochs see new noise levels at every position)."""
+    same trajectories, so later epochs see new noise levels at every position). Repetition loops the base model fell
+    into at the token limit are trimmed (`trim_loops`): as AR targets they teach the loops."""
     num_blocks = max(len(t) for t in records["trajectory"])
-    parts = [pack_trajectories(records, block_size, "progressive", window=num_blocks, eos_token_id=eos_token_id)]
+    common = dict(eos_token_id=eos_token_id, trim_loops=trim_loops)
+    parts = [pack_trajectories(records, block_size, "progressive", window=num_blocks, **common)]
     for seed in range(repacks):
-        parts.append(pack_trajectories(records, block_size, "random", seed=seed, eos_token_id=eos_token_id))
+        parts.append(pack_trajectories(records, block_size, "random", seed=seed, **common))
     return concatenate_datasets(parts).shuffle(seed=0)
 
 
@@ -102,6 +104,8 @@ def main():
     parser.add_argument("--output-dir", type=Path, required=True)
     parser.add_argument("--block-size", type=int, default=16)
     parser.add_argument("--repacks", type=int, default=3, help="random re-packings added to the progressive one")
+    parser.add_argument("--keep-loops", action="store_true",
+                        help="train on repetition loops at the token limit too (trimmed by default)")
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--lora-r", type=int, default=32)
@@ -131,7 +135,8 @@ def main():
         return ship(args, model, tokenizer, final_dir)
 
     records = load_records(args.trajectories)
-    train_dataset = packed_dataset(records, args.block_size, args.repacks, tokenizer.eos_token_id)
+    train_dataset = packed_dataset(records, args.block_size, args.repacks, tokenizer.eos_token_id,
+                                   trim_loops=not args.keep_loops)
     print(f"{len(records)} trajectories -> {len(train_dataset)} packed examples, "
           f"{sum(len(p) + 2 * sum(map(len, c)) for p, c in zip(train_dataset['prompt_ids'], train_dataset['clean_blocks']))} tokens")
     config = JacobiForcingConfig(

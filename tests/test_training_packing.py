@@ -5,7 +5,7 @@ import pytest
 from datasets import Dataset
 from training_helpers import random_trajectory_records
 
-from hf_jacobi.training import noise_ratio, pack_trajectories, packing_info, validate_packed_dataset
+from hf_jacobi.training import loop_start, noise_ratio, pack_trajectories, packing_info, validate_packed_dataset
 
 
 def block(fixed):
@@ -60,6 +60,41 @@ def test_range_max_blocks_and_eos():
     # EOS = 22 is in block 2's fixed point: later blocks are dropped
     packed = pack_trajectories([record()], eos_token_id=22)
     assert len(packed[0]["clean_blocks"]) == 3
+
+
+def test_loop_start_finds_exact_loops_at_the_end():
+    assert loop_start(list(range(40)) + [7, 8, 9] * 12) == (40, 3)
+    # the loop reaches back as far as the period holds: 8, 9 before the first full [7, 8, 9] belong to it
+    assert loop_start([1, 2, 8, 9] + [7, 8, 9] * 12) == (2, 3)
+    assert loop_start([5] * 40) == (0, 1)
+    assert loop_start(list(range(100))) is None
+    assert loop_start(list(range(40)) + [7, 8, 9] * 3) is None  # too short to call a loop (min_length=32)
+    assert loop_start(list(range(40)) + [7, 8, 9] * 12 + [1]) is None  # a loop that was left is not trimmed
+
+
+def loop_record(num_blocks=6, loop_from_block=2, eos=None):
+    """n=4 blocks: distinct tokens, then the period [7, 8] from block `loop_from_block` on."""
+    tokens = [100 + i for i in range(4 * loop_from_block)] + [7, 8] * (2 * (num_blocks - loop_from_block))
+    if eos is not None:
+        tokens[-1] = eos
+    trajectory = [block(tokens[4 * j : 4 * j + 4]) for j in range(num_blocks)]
+    return {"prompt_ids": [5, 6], "trajectory": trajectory}
+
+
+def test_trim_loops():
+    records = [loop_record(10, 2), loop_record(10, 0), record(6)]
+    packed = pack_trajectories(records, window=2, trim_loops=True)
+    # the loop starts at token 8 with period 2: blocks 0-1 are kept (token 10 would be the 2nd period's end);
+    # a record that loops from its first token has no block left and is dropped; a loop-free record is untouched
+    assert [len(b) for b in packed["clean_blocks"]] == [2, 6]
+    assert packed["record_index"] == [0, 2]
+    assert packing_info(packed)["trim_loops"] is True
+    assert [len(b) for b in pack_trajectories(records, window=2)["clean_blocks"]] == [10, 10, 6]  # off by default
+    # a continuation that ends with EOS is not a loop at the token limit: kept whole
+    ended = pack_trajectories([loop_record(10, 2, eos=2)], window=2, eos_token_id=2, trim_loops=True)
+    assert len(ended[0]["clean_blocks"]) == 10
+    with pytest.raises(ValueError, match="repetition loop from its first block"):
+        pack_trajectories([loop_record(10, 0)], trim_loops=True)
 
 
 def test_bad_records_name_the_record():

@@ -84,6 +84,17 @@ def test_training_lowers_the_losses(tmp_path, ar_loss_weight):
         assert consistency_after < 0.5 * consistency_before
 
 
+def test_raw_records_with_trim_loops(tmp_path):
+    records = random_trajectory_records(2, block_size=4, num_blocks=10)
+    for iterates in records[0]["trajectory"][2:]:  # record 0 loops on one token from block 2 on
+        iterates[-1] = [5, 5, 5, 5]
+    dataset = Dataset.from_list(records)
+    trimmed = make_trainer(tiny_model("llama"), make_args(tmp_path, trim_loops=True), dataset).train_dataset
+    assert [len(blocks) for blocks in trimmed["clean_blocks"]] == [2, 10]
+    kept = make_trainer(tiny_model("llama"), make_args(tmp_path), dataset).train_dataset
+    assert [len(blocks) for blocks in kept["clean_blocks"]] == [10, 10]
+
+
 def test_logging_with_gradient_accumulation_and_eval(tmp_path):
     args = make_args(
         tmp_path,

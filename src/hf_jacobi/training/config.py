@@ -54,6 +54,9 @@ class JacobiForcingConfig(SFTConfig):
             Highest target noise ratio.
         max_blocks (`int` or `None`, *optional*, defaults to `None`):
             Keep at most this many blocks per record.
+        trim_loops (`bool`, *optional*, defaults to `False`):
+            Drop the blocks of a continuation (without EOS) that ends in an exact repetition loop, from the loop's
+            second period on, so the AR loss does not train the base model's loops.
 
         > Parameters that control the model card
 
@@ -101,6 +104,10 @@ class JacobiForcingConfig(SFTConfig):
     min_noise_ratio: float = field(default=0.0, metadata={"help": "Lowest target noise ratio."})
     max_noise_ratio: float = field(default=1.0, metadata={"help": "Highest target noise ratio."})
     max_blocks: int | None = field(default=None, metadata={"help": "Keep at most this many blocks per record."})
+    trim_loops: bool = field(
+        default=False,
+        metadata={"help": "Drop the blocks of a continuation that ends in an exact repetition loop (from its 2nd period)."},
+    )
     measured_tpf: float | None = field(
         default=None,
         metadata={"help": "Measured tokens per forward, for the model card; None writes 'not measured'."},

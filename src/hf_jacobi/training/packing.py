@@ -79,6 +79,27 @@ def _record_block_size(trajectory: Any) -> int | None:
         return None
 
 
+def loop_start(
+    tokens: Sequence[int], max_period: int = 64, min_repeats: int = 3, min_length: int = 32
+) -> tuple[int, int] | None:
+    """Where `tokens` falls into an exact repetition loop that runs to its end, as `(start, period)`, or None.
+
+    A loop is a suffix that repeats a period of at most `max_period` tokens at least `min_repeats` times and spans at
+    least `min_length` tokens. Greedy decoding of a small model often ends this way when it hits `max_new_tokens`;
+    trained on as AR targets, such loops teach the model to loop more. The earliest start over all periods is
+    returned.
+    """
+    length, best = len(tokens), None
+    for period in range(1, min(max_period, length // min_repeats) + 1):
+        i = length - period - 1
+        while i >= 0 and tokens[i] == tokens[i + period]:
+            i -= 1
+        span = length - (i + 1)
+        if span >= max(min_repeats * period, min_length) and (best is None or length - span < best[0]):
+            best = (length - span, period)
+    return best
+
+
 def _validate_record(index: int, record: Mapping[str, Any], block_size: int) -> None:
     prompt = record.get("prompt_ids")
     trajectory = record.get("trajectory")
@@ -115,6 +136,7 @@ def pack_trajectories(
     seed: int = 0,
     max_blocks: int | None = None,
     eos_token_id: int | Sequence[int] | None = None,
+    trim_loops: bool = False,
 ) -> Dataset:
     """Pick one noisy iterate per block and return a packed dataset ready for [`JacobiForcingCollator`].
 
@@ -139,6 +161,10 @@ def pack_trajectories(
         eos_token_id (`int` or `list[int]`, *optional*):
             If given, blocks that start after the first EOS of the clean continuation are dropped: the collator
             would ignore them anyway, so they only cost compute.
+        trim_loops (`bool`, *optional*, defaults to `False`):
+            If True, a continuation without EOS that ends in an exact repetition loop (see [`loop_start`]) keeps
+            only the blocks before the loop's second period; records left without a block are dropped. The base
+            model's loops would otherwise be AR targets.
 
     Returns:
         `datasets.Dataset` with one row per record: `prompt_ids` (`list[int]`), `noisy_blocks` and `clean_blocks`
@@ -172,11 +198,16 @@ def pack_trajectories(
         trajectory = record["trajectory"]
         if max_blocks is not None:
             trajectory = trajectory[:max_blocks]
+        ended = False
         if eos_ids:
             for j, iterates in enumerate(trajectory):
                 if eos_ids.intersection(iterates[-1]):
-                    trajectory = trajectory[: j + 1]
+                    trajectory, ended = trajectory[: j + 1], True
                     break
+        if trim_loops and not ended:
+            loop = loop_start([token for iterates in trajectory for token in iterates[-1]])
+            if loop is not None:
+                trajectory = trajectory[: (loop[0] + loop[1]) // block_size]
         if strategy == "progressive":
             targets = [schedule[j % window] for j in range(len(trajectory))]
         else:
@@ -204,6 +235,10 @@ def pack_trajectories(
         )
     else:
         packed = Dataset.from_list([pack_one(r, i) for i, r in enumerate(records)], features=PACKED_FEATURES)
+    if trim_loops:
+        packed = packed.filter(lambda blocks: len(blocks) > 0, input_columns="clean_blocks")
+        if len(packed) == 0:
+            raise ValueError("Every record is a repetition loop from its first block: nothing is left to train on.")
     packed.info.description = _PACKING_INFO_PREFIX + json.dumps(
         {
             "block_size": block_size,
@@ -213,6 +248,7 @@ def pack_trajectories(
             "max_ratio": max_ratio,
             "seed": seed if strategy == "random" else None,
             "max_blocks": max_blocks,
+            "trim_loops": trim_loops,
         }
     )
     return packed

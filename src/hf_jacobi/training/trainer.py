@@ -175,6 +175,7 @@ class JacobiForcingTrainer(SFTTrainer):
             seed=args.seed,
             max_blocks=args.max_blocks,
             eos_token_id=eos_token_id,
+            trim_loops=args.trim_loops,
         )
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
