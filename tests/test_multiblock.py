@@ -188,6 +188,8 @@ def test_context_lookup_unit():
     candidates = pool.get_candidates(torch.tensor([[4, 0, 0], [5, 1, 2]]), context)
     # row 0: after the earlier (3, 4) came 5, 6; row 1: 5 never occurred before, so it keeps only its draft
     assert candidates.tolist() == [[[4, 0, 0], [4, 5, 6]], [[5, 1, 2], [5, 1, 2]]]
+    # a finished sequence (row 0 here) gets no candidates, so it does not widen the batch's forward
+    assert pool.get_candidates(torch.tensor([[4, 0, 0], [5, 1, 2]]), context, torch.tensor([False, True])) is None
     pool.update_candidate_strategy(torch.tensor([[4, 0, 0]]), torch.tensor([[1, 1, 1]]), torch.tensor([1]))
     assert pool.pools == [[], []]  # pool_size=0: lookup only, nothing recycled
 
@@ -211,7 +213,9 @@ def test_context_lookup_in_the_draft(cyclic_model):
     draft = jacobi.JacobiDraft(torch.tensor([[3, 4, 5], [6, 7, 8]]), None, 4, "repeat", 0)
     block = draft.get_candidates(torch.tensor([5, 8]), 5, lookup=[[1, 2], []])
     assert block.tolist() == [[5, 1, 2, 5, 5], [8, 8, 8, 8, 8]]  # row 1 had no match: its own draft (filler) stays
-    assert jacobi.RejectionPool.lookup_rows(torch.tensor([[1, 2, 3, 1, 2], [4, 5, 6, 7, 8]]), 2, 2) == [[3, 1], []]
+    context = torch.tensor([[1, 2, 3, 1, 2], [4, 5, 6, 7, 8]])
+    assert jacobi.RejectionPool.lookup_rows(context, 2, 2) == [[3, 1], []]
+    assert jacobi.RejectionPool.lookup_rows(context, 2, 2, torch.tensor([False, True])) == [[], []]  # finished: none
 
     reference = cyclic_model.generate(PROMPT, do_sample=False, max_new_tokens=60)
     out = jacobi_run(cyclic_model, PROMPT, block_size=2, lookup_ngram=2, lookup_mode="draft", lookup_num_tokens=9)

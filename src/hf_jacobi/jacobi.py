@@ -298,11 +298,17 @@ class RejectionPool:
         return []
 
     @classmethod
-    def lookup_rows(cls, context: torch.LongTensor, max_ngram: int, max_tokens: int) -> list[list[int]]:
-        """`lookup` for every row of `context` (prompt and committed tokens), at most `max_tokens` tokens each."""
-        return [cls.lookup(tokens, max_ngram, max_tokens) for tokens in context.tolist()]
+    def lookup_rows(cls, context: torch.LongTensor, max_ngram: int, max_tokens: int, rows=None) -> list[list[int]]:
+        """`lookup` for every row of `context` (prompt and committed tokens), at most `max_tokens` tokens each.
 
-    def get_candidates(self, block: torch.LongTensor, context: torch.LongTensor | None = None) -> torch.LongTensor | None:
+        Rows outside the boolean mask `rows` (finished sequences, which only pad) get `[]`: a match of theirs would
+        widen or lengthen the batch's shared block for nothing.
+        """
+        alive = [True] * context.shape[0] if rows is None else rows.tolist()
+        return [cls.lookup(tokens, max_ngram, max_tokens) if keep else [] for tokens, keep in zip(context.tolist(), alive)]
+
+    def get_candidates(self, block: torch.LongTensor, context: torch.LongTensor | None = None,
+                       rows=None) -> torch.LongTensor | None:
         """Candidate drafts for every sequence: the draft first, then recycled n-grams whose key is `block[:, 0]`,
         then (with `lookup_ngram > 0`) the continuation of the context's last n-gram where it occurred before.
 
@@ -310,6 +316,8 @@ class RejectionPool:
             block (`torch.LongTensor` of shape `(batch, length)`): the draft of this forward.
             context (`torch.LongTensor` of shape `(batch, committed)`, *optional*): prompt and committed tokens, the
                 last one being `block[:, 0]`; needed for the lookup candidates.
+            rows (`torch.BoolTensor` of shape `(batch,)`, *optional*): sequences that get candidates (the unfinished
+                ones); the others keep only their draft.
 
         Returns:
             `torch.LongTensor` of shape `(batch, rows, length)` with `rows - 1` candidates at most `pool_size`, row 0
@@ -319,12 +327,13 @@ class RejectionPool:
         drafts = block.tolist()
         if self.lookup_ngram > 0 and context is not None:
             cap = length - 1 if self.lookup_num_tokens is None else min(self.lookup_num_tokens, length - 1)
-            lookups = self.lookup_rows(context, self.lookup_ngram, cap)
+            lookups = self.lookup_rows(context, self.lookup_ngram, cap, rows)
         else:
             lookups = [[] for _ in drafts]
+        alive = [True] * len(drafts) if rows is None else rows.tolist()
         candidates = []
-        for draft, pool, found in zip(drafts, self.pools, lookups):
-            ngrams = [ngram for ngram in reversed(pool) if ngram[0] == draft[0]]  # most recent first
+        for draft, pool, found, keep in zip(drafts, self.pools, lookups, alive):
+            ngrams = [ngram for ngram in reversed(pool) if ngram[0] == draft[0]] if keep else []  # most recent first
             if found:
                 ngrams.append((draft[0], *found))
             rows, seen = [], {tuple(draft)}
@@ -658,10 +667,10 @@ def jacobi_decode(
         found = None
         if lookup_in_draft:
             cap = length - 1 if lookup_num_tokens is None else lookup_num_tokens
-            found = RejectionPool.lookup_rows(input_ids, lookup_in_draft, cap)
+            found = RejectionPool.lookup_rows(input_ids, lookup_in_draft, cap, unfinished)
             length = min(max(length, 1 + max(len(tokens) for tokens in found)), remaining)
         block = draft.get_candidates(input_ids[:, -1], length, lookup=found)
-        candidates = pool.get_candidates(block, input_ids) if pool is not None else None
+        candidates = pool.get_candidates(block, input_ids, unfinished) if pool is not None else None
         num_rows = 1 if candidates is None else candidates.shape[1]
         rows = block if candidates is None else candidates.reshape(batch_size * num_rows, length)
 
