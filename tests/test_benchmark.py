@@ -31,4 +31,10 @@ def test_benchmark_two_models_side_by_side(tmp_path):
     assert json.loads((out / "results.json").read_text())["meta"]["machine"]
     assert "trained/jacobi_n4" in (out / "results.md").read_text()
     assert {"trained/jacobi_n4_lookup2", "trained/jacobi_n1_lookup2_draft5"} <= set(rows)
+    # every Jacobi method is plotted against its block size, one line per variant
+    assert (rows["trained/jacobi_n4_lookup2"]["block_size"], rows["trained/jacobi_n4_lookup2"]["variant"]) == (
+        4, "Jacobi + lookup2 row")
+    assert (rows["trained/jacobi_n1_lookup2_draft5"]["block_size"], rows["trained/jacobi_n1_lookup2_draft5"]["variant"]
+            ) == (1, "lookup2 in draft (5)")
+    assert rows["trained/hf_prompt_lookup"]["block_size"] is None
     assert (out / "results.png").stat().st_size > 0

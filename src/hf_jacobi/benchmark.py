@@ -25,12 +25,16 @@ from .demo import chat_prompt
 
 @dataclass
 class Method:
-    """A decoding method: a name, the extra `generate` kwargs that select it, and which of the models runs it."""
+    """A decoding method: a name, the extra `generate` kwargs that select it, and which of the models runs it.
+
+    Jacobi methods carry their `block_size` and a `variant` (the plot draws one line per model and variant).
+    """
 
     name: str
     kwargs: dict = field(default_factory=dict)
     block_size: int | None = None
     model: str = "model"
+    variant: str | None = None
 
 
 def default_methods(
@@ -53,19 +57,21 @@ def default_methods(
     if prompt_lookup:
         methods.append(Method(f"{prefix}hf_prompt_lookup", {"prompt_lookup_num_tokens": 10}, model=model))
     for n in block_sizes:
-        methods.append(Method(f"{prefix}jacobi_n{n}", {**jacobi, "block_size": n}, block_size=n, model=model))
+        methods.append(Method(f"{prefix}jacobi_n{n}", {**jacobi, "block_size": n}, n, model, "Jacobi"))
         if multiblock is not None:
             k, pool = multiblock
             methods.append(Method(f"{prefix}jacobi_n{n}_K{k}_pool{pool}",
-                                  {**jacobi, "block_size": n, "num_blocks": k, "pool_size": pool}, model=model))
+                                  {**jacobi, "block_size": n, "num_blocks": k, "pool_size": pool}, n, model,
+                                  f"Jacobi K={k} pool={pool}"))
         if lookup:
             methods.append(Method(f"{prefix}jacobi_n{n}_lookup{lookup}",
-                                  {**jacobi, "block_size": n, "lookup_ngram": lookup}, model=model))
+                                  {**jacobi, "block_size": n, "lookup_ngram": lookup}, n, model,
+                                  f"Jacobi + lookup{lookup} row"))
     for n in lookup_draft:
         ngram = lookup or 2
         settings = dict(block_size=n, lookup_ngram=ngram, lookup_mode="draft", lookup_num_tokens=lookup_num_tokens)
         methods.append(Method(f"{prefix}jacobi_n{n}_lookup{ngram}_draft{lookup_num_tokens}", {**jacobi, **settings},
-                              model=model))
+                              n, model, f"lookup{ngram} in draft ({lookup_num_tokens})"))
     if auto:
         methods.append(Method(f"{prefix}jacobi_auto", {**jacobi, "block_size": "auto"}, model=model))
     return methods
@@ -193,6 +199,7 @@ def summarize(records, methods, problems, tokenizer, pass_at_1: bool) -> dict:
             "method": method.name,
             "model": method.model,
             "block_size": method.block_size,
+            "variant": method.variant,
             "tokens": tokens,
             "seconds": seconds,
             "tokens_per_s": tokens / seconds,
@@ -230,20 +237,24 @@ def markdown_table(result: dict) -> str:
 
 
 def plot(result: dict, path: Path) -> None:
-    """Speedup and TPF against block size for the Jacobi methods (HF baselines as horizontal lines)."""
+    """Speedup and TPF against block size, one line per model and Jacobi variant (HF baselines as horizontal
+    lines)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = result["methods"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5))
     for ax, key, label in ((axes[0], "speedup", "speedup vs HF greedy"), (axes[1], "tpf", "tokens / forward")):
         for i, model in enumerate(dict.fromkeys(r["model"] for r in rows)):
-            jacobi = sorted((r for r in rows if r["block_size"] and r["model"] == model), key=lambda r: r["block_size"])
-            if jacobi:
-                ax.plot([r["block_size"] for r in jacobi], [r.get(key, float("nan")) for r in jacobi], "o-",
-                        color=f"C{i}", label=f"{model}: Jacobi")
+            jacobi = [r for r in rows if r["block_size"] and r["model"] == model]
+            for j, variant in enumerate(dict.fromkeys(r.get("variant") or "Jacobi" for r in jacobi)):
+                line = sorted((r for r in jacobi if (r.get("variant") or "Jacobi") == variant),
+                              key=lambda r: r["block_size"])
+                ax.plot([r["block_size"] for r in line], [r.get(key, float("nan")) for r in line],
+                        "os^vDP"[j % 6] + "-", color=f"C{i}", alpha=1.0 - 0.15 * (j % 4),
+                        label=f"{model}: {variant}")
             for r in rows:
                 if r["model"] == model and not r["block_size"] and "prompt_lookup" in r["method"] and key in r:
                     ax.axhline(r[key], linestyle=":", color=f"C{i}", label=f"{model}: HF prompt lookup")
@@ -251,8 +262,9 @@ def plot(result: dict, path: Path) -> None:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("block size")
         ax.set_ylabel(label)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()  # one legend for both panels, below them
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.045 * -(-len(labels) // 3) + 0.01, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
