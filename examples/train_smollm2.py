@@ -10,7 +10,9 @@
 
 Rerunning step 1 or 2 with the same folder continues where it stopped. On a GPU the same steps run with bigger batches
 (`examples/gpu_recipe.sh`: collect with --batch-size 128, train with --batch-size 16 --grad-accum 1 --time-cosine);
-that is how the shipped adapter was trained. For a curriculum, collect again with
+that is how the shipped adapter's first stage was trained. Its second stage ran on the CPU: collect with
+`--stdlib-style completion` (prompts that contain code), then train with `--init-adapter <stage 1> --learning-rate 2e-4
+--max-minutes 28 --time-cosine --keep-partial` on both folders. For a curriculum, collect again with
 `hf-jacobi collect --jacobi-forcing --block-size 32 ...` and train with `--init-adapter src/hf_jacobi/assets/smollm2-jacobi-forcing`.
 """
 
