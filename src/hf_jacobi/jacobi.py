@@ -298,17 +298,19 @@ class RejectionPool:
         return []
 
     @classmethod
-    def lookup_rows(cls, context: torch.LongTensor, max_ngram: int, max_tokens: int, rows=None) -> list[list[int]]:
+    def lookup_rows(
+        cls, context: torch.LongTensor, max_ngram: int, max_tokens: int, unfinished=None
+    ) -> list[list[int]]:
         """`lookup` for every row of `context` (prompt and committed tokens), at most `max_tokens` tokens each.
 
-        Rows outside the boolean mask `rows` (finished sequences, which only pad) get `[]`: a match of theirs would
-        widen or lengthen the batch's shared block for nothing.
+        Rows outside the boolean mask `unfinished` (finished sequences, which only pad) get `[]`: a match of theirs
+        would widen or lengthen the batch's shared block for nothing.
         """
-        alive = [True] * context.shape[0] if rows is None else rows.tolist()
+        alive = [True] * context.shape[0] if unfinished is None else unfinished.tolist()
         return [cls.lookup(tokens, max_ngram, max_tokens) if keep else [] for tokens, keep in zip(context.tolist(), alive)]
 
     def get_candidates(self, block: torch.LongTensor, context: torch.LongTensor | None = None,
-                       rows=None) -> torch.LongTensor | None:
+                       unfinished=None) -> torch.LongTensor | None:
         """Candidate drafts for every sequence: the draft first, then recycled n-grams whose key is `block[:, 0]`,
         then (with `lookup_ngram > 0`) the continuation of the context's last n-gram where it occurred before.
 
@@ -316,8 +318,8 @@ class RejectionPool:
             block (`torch.LongTensor` of shape `(batch, length)`): the draft of this forward.
             context (`torch.LongTensor` of shape `(batch, committed)`, *optional*): prompt and committed tokens, the
                 last one being `block[:, 0]`; needed for the lookup candidates.
-            rows (`torch.BoolTensor` of shape `(batch,)`, *optional*): sequences that get candidates (the unfinished
-                ones); the others keep only their draft.
+            unfinished (`torch.BoolTensor` of shape `(batch,)`, *optional*): sequences that get candidates; the
+                others (finished) keep only their draft.
 
         Returns:
             `torch.LongTensor` of shape `(batch, rows, length)` with `rows - 1` candidates at most `pool_size`, row 0
@@ -327,10 +329,10 @@ class RejectionPool:
         drafts = block.tolist()
         if self.lookup_ngram > 0 and context is not None:
             cap = length - 1 if self.lookup_num_tokens is None else min(self.lookup_num_tokens, length - 1)
-            lookups = self.lookup_rows(context, self.lookup_ngram, cap, rows)
+            lookups = self.lookup_rows(context, self.lookup_ngram, cap, unfinished)
         else:
             lookups = [[] for _ in drafts]
-        alive = [True] * len(drafts) if rows is None else rows.tolist()
+        alive = [True] * len(drafts) if unfinished is None else unfinished.tolist()
         candidates = []
         for draft, pool, found, keep in zip(drafts, self.pools, lookups, alive):
             ngrams = [ngram for ngram in reversed(pool) if ngram[0] == draft[0]] if keep else []  # most recent first
