@@ -248,10 +248,12 @@ def plot(result: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 5))
     for ax, key, label in ((axes[0], "speedup", "speedup vs HF greedy"), (axes[1], "tpf", "tokens / forward")):
         for i, model in enumerate(dict.fromkeys(r["model"] for r in rows)):
-            lines = {}  # variant -> its rows by block size (results written before variants existed: "Jacobi")
-            for r in sorted((r for r in rows if r["block_size"] and r["model"] == model), key=lambda r: r["block_size"]):
-                lines.setdefault(r.get("variant") or "Jacobi", []).append(r)
+            lines = {}  # variant -> its rows, in method order (results written before variants existed: "Jacobi")
+            for r in rows:
+                if r["block_size"] and r["model"] == model:
+                    lines.setdefault(r.get("variant") or "Jacobi", []).append(r)
             for j, (variant, line) in enumerate(lines.items()):
+                line = sorted(line, key=lambda r: r["block_size"])
                 ax.plot([r["block_size"] for r in line], [r.get(key, float("nan")) for r in line],
                         "os^vDP"[j % 6] + "-", color=f"C{i}", alpha=1.0 - 0.15 * (j % 4),
                         label=f"{model}: {variant}")
