@@ -95,3 +95,33 @@ def test_errors_name_the_example_and_record():
         JacobiForcingCollator(pad_token_id=0)([{"prompt_ids": [1], "trajectory": [[[1, 2]]]}])
     with pytest.raises(ValueError, match=r"flash"):
         JacobiForcingCollator(pad_token_id=0, attn_implementation="flash_attention_2")
+
+
+def test_state_layout_targets_and_indices():
+    # prompt [10, 11], clean continuation [20, 21, 22, 23], two states of n = 2 at starts 1 and 2
+    example = {"prompt_ids": [10, 11], "clean_ids": [20, 21, 22, 23], "noisy_starts": [1, 2],
+               "noisy_blocks": [[21, 30], [31, 32]]}
+    batch = JacobiForcingCollator(pad_token_id=0, eos_token_id=None)([example])
+    #                                     prompt  clean            s_0     s_1
+    assert batch["input_ids"].tolist() == [[10, 11, 20, 21, 22, 23, 21, 30, 31, 32]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 4, 5, 3, 4, 4, 5]]
+    assert batch["shift_labels"].tolist() == [[11, 20, 21, 22, 23, X, X, X, X, X]]
+    assert batch["noisy_index"].tolist() == [[6, 7, 8, 9]]
+    assert batch["clean_index"].tolist() == [[3, 4, 4, 5]]
+    # s_0 agrees with the clean token at its first offset; s_1 differs from its first
+    assert batch["consistency_mask"].tolist() == [[False, True, True, True]]
+    mask = batch["attention_mask"]
+    assert visible_keys(mask, 7) == [0, 1, 2, 6, 7]  # s_0: prompt, clean[:1], itself causally
+    assert visible_keys(mask, 9) == [0, 1, 2, 3, 8, 9]  # s_1: prompt, clean[:2], itself
+    assert visible_keys(mask, 5) == [0, 1, 2, 3, 4, 5]  # clean: causal over prompt + continuation
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(noisy_starts=[3]), "must lie within"),
+    (dict(noisy_starts=[0, 1]), "as many 'noisy_starts'"),
+    (dict(clean_ids=[]), "non-empty"),
+])
+def test_state_layout_errors(change, message):
+    example = {"prompt_ids": [10], "clean_ids": [20, 21, 22, 23], "noisy_starts": [0], "noisy_blocks": [[1, 2]]}
+    with pytest.raises(ValueError, match=message):
+        JacobiForcingCollator(pad_token_id=0)([example | change])

@@ -100,3 +100,42 @@ def test_flex_attention_block_mask(monkeypatch, mask_context):
             input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], position_ids=batch["position_ids"]
         ).logits
     assert_packed_matches_plain(model, logits, batch, examples, mask_context, reference_model=reference)
+
+
+def state_examples(seed=0):
+    """State layout: noisy drafts at arbitrary starts along the continuation (two at the same start), as a sliding
+    decoder meets them; different prompt and continuation lengths so the batch is padded."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def ids(k):
+        return torch.randint(3, 60, (k,), generator=gen).tolist()
+
+    return [
+        {"prompt_ids": ids(3), "clean_ids": ids(10), "noisy_starts": [0, 3, 3, 6], "noisy_blocks": [ids(BLOCK) for _ in range(4)]},
+        {"prompt_ids": ids(5), "clean_ids": ids(6), "noisy_starts": [2], "noisy_blocks": [ids(BLOCK)]},
+    ]
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+@pytest.mark.parametrize("arch", sorted(CONFIGS))
+def test_state_layout_equals_plain_causal_forwards(arch, attn_implementation):
+    """Each state sees the prompt, the clean tokens before its start and itself: its logits are those of a plain
+    forward over exactly that, and its teacher index points at the clean logits of the same positions."""
+    model = tiny_model(arch, attn_implementation)
+    examples = state_examples()
+    batch = JacobiForcingCollator(pad_token_id=PAD, block_size=BLOCK, attn_implementation=attn_implementation)(examples)
+    with torch.no_grad():
+        logits = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], position_ids=batch["position_ids"]
+        ).logits
+    assert torch.isfinite(logits).all()
+    for b, ex in enumerate(examples):
+        prompt, clean = ex["prompt_ids"], ex["clean_ids"]
+        ref = plain_logits(model, prompt + clean)
+        P = len(prompt)
+        torch.testing.assert_close(logits[b, : P + len(clean)], ref, atol=1e-4, rtol=1e-4)
+        for k, (s, state) in enumerate(zip(ex["noisy_starts"], ex["noisy_blocks"])):
+            ref_state = plain_logits(model, prompt + clean[:s] + state)[-BLOCK:]
+            index = batch["noisy_index"][b, k * BLOCK : (k + 1) * BLOCK]
+            torch.testing.assert_close(logits[b, index], ref_state, atol=1e-4, rtol=1e-4)
+            assert batch["clean_index"][b, k * BLOCK : (k + 1) * BLOCK].tolist() == list(range(P + s, P + s + BLOCK))

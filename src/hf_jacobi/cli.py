@@ -110,9 +110,32 @@ def cmd_collect(args) -> None:
     print(f"{0 if dataset is None else len(dataset)} prompts collected in {args.output_dir}")
 
 
+def cmd_train(argv) -> None:
+    """`hf-jacobi train`: TRL-style flags (every JacobiForcingConfig and ModelConfig field), then the pipeline."""
+    import logging
+
+    from trl import ModelConfig, TrlParser
+
+    from hf_jacobi.training import JacobiForcingConfig
+    from hf_jacobi.training.pipeline import JacobiTrainScriptArguments, run_pipeline
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = TrlParser((JacobiTrainScriptArguments, JacobiForcingConfig, ModelConfig), prog="hf-jacobi train")
+    try:
+        script_args, training_args, model_args = parser.parse_args_and_config(argv)
+    except ValueError as error:  # bad values found by the dataclasses' checks
+        raise SystemExit(f"error: {error}") from None
+    result = run_pipeline(script_args, training_args, model_args)
+    for r, tpf in enumerate(result["rounds"]):
+        print(f"round {r}: TPF {tpf.get('tpf', float('nan')):.2f} at block size {tpf.get('block_size')}")
+    print(f"model in {training_args.output_dir}/model")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-jacobi", description="Jacobi decoding and Jacobi Forcing for HF models")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("train", add_help=False,
+                   help="collect -> train -> measure TPF in on-policy rounds (hf-jacobi train --help for its flags)")
 
     gen = sub.add_parser("generate", help="stream a greedy answer with Jacobi decoding and print its statistics")
     gen.add_argument("prompt", nargs="?", help="the prompt (read from standard input when omitted)")
@@ -172,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        return cmd_train(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "block_size", 0) < 0:

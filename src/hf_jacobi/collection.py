@@ -43,6 +43,21 @@ class CollectConfig:
     seed: int = 0
     generate_block_size: int | None = None  # block size of phase 1 (default: block_size)
     model_name: str = ""
+    # "trajectory": every block's Jacobi iterates (spec §3.1). "decoding": the drafts the sliding-block decoder
+    # itself feeds (on-policy states, written in the state layout); at most `max_states` per prompt, drawn evenly.
+    states: str = "trajectory"
+    max_states: int | None = None
+
+    def __post_init__(self):
+        for name in ("block_size", "max_new_tokens", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"CollectConfig.{name} must be a positive integer, got {getattr(self, name)!r}.")
+        if self.draft_init not in ("prompt", "repeat"):
+            raise ValueError(f"CollectConfig.draft_init must be 'prompt' or 'repeat', got {self.draft_init!r}.")
+        if self.states not in ("trajectory", "decoding"):
+            raise ValueError(f"CollectConfig.states must be 'trajectory' or 'decoding', got {self.states!r}.")
+        if self.max_states is not None and self.max_states < 1:
+            raise ValueError(f"CollectConfig.max_states must be >= 1 or None, got {self.max_states}.")
 
 
 def load_prompts(source) -> list[str]:
@@ -188,6 +203,56 @@ def jacobi_trajectories(model, sequences, attention_mask, prompt_width, block_si
     return result
 
 
+@torch.no_grad()
+def decoding_states(model, tokenizer, batch, config: CollectConfig, seed: int) -> list[dict]:
+    """On-policy states: decode the batch with Jacobi decoding and record, per row, every draft the decoder fed.
+
+    The output is the greedy continuation (the clean tokens); each forward's input is a draft of `n` tokens starting
+    at the last committed token, exactly the state the model meets when it decodes, so training on them covers what
+    decoding visits (sliding blocks, the decoder's own filler and iterates). Returns per row `clean_ids`,
+    `noisy_starts` (offset along the continuation) and `noisy_blocks`; drafts equal to the clean tokens (nothing to
+    learn) and drafts past the continuation's end are left out.
+    """
+    n = config.block_size
+    fed = []
+
+    def record(module, args, kwargs):
+        ids, positions = kwargs.get("input_ids"), kwargs.get("position_ids")
+        if ids is not None and positions is not None and ids.shape[1] == n and kwargs.get("cache") is not None:
+            fed.append((positions.cpu(), ids.cpu()))
+
+    handle = model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        sequences = model.generate(
+            **batch, do_sample=False, max_new_tokens=config.max_new_tokens, generation_mode="jacobi", block_size=n,
+            draft_init=config.draft_init, draft_seed=seed, pad_token_id=tokenizer.pad_token_id,
+        )
+    finally:
+        handle.remove()
+    width = batch["input_ids"].shape[1]
+    prompt_lengths = batch["attention_mask"].sum(-1).tolist()
+    eos = model.generation_config.eos_token_id
+    eos = set([eos] if isinstance(eos, int) else eos or [])
+    rows = []
+    generator = torch.Generator().manual_seed(seed)
+    for r in range(sequences.shape[0]):
+        clean = sequences[r, width:].tolist()
+        end = next((i + 1 for i, t in enumerate(clean) if t in eos), len(clean))
+        clean = clean[:end]
+        states = {}
+        for positions, ids in fed:
+            start = int(positions[r, 0]) - prompt_lengths[r]
+            block = ids[r].tolist()
+            if 0 <= start <= len(clean) - n and block != clean[start : start + n]:
+                states.setdefault((start, tuple(block)), block)
+        keys = list(states)
+        if config.max_states is not None and len(keys) > config.max_states:
+            keep = torch.randperm(len(keys), generator=generator)[: config.max_states].sort().values.tolist()
+            keys = [keys[i] for i in keep]
+        rows.append({"clean_ids": clean, "noisy_starts": [k[0] for k in keys], "noisy_blocks": [states[k] for k in keys]})
+    return rows
+
+
 def _read_done(path: Path, batch_size: int, total: int) -> dict[int, dict]:
     """Records of complete chunks from a previous run; a chunk cut short by an interruption is redone."""
     if not path.exists():
@@ -207,6 +272,13 @@ def _read_done(path: Path, batch_size: int, total: int) -> dict[int, dict]:
         if len(set(indices)) == expected:
             done.update({i: records[i] for i in indices})
     return done
+
+
+def _append(path: Path, lines: list[str]) -> None:
+    with open(path, "a") as handle:
+        handle.write("".join(lines))  # one write per chunk
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def collect_trajectories(
@@ -242,6 +314,7 @@ def collect_trajectories(
         previous = json.loads(config_path.read_text())
         previous.pop("seconds", None)
         previous.pop("prompts_done", None)
+        previous = asdict(CollectConfig()) | {"num_prompts": None} | previous  # settings added later: defaults
         if previous != settings:
             raise ValueError(
                 f"{output_dir} holds a collection made with other settings ({previous}); use a new output_dir or the "
@@ -269,6 +342,18 @@ def collect_trajectories(
                 break
             texts = [chat_prompt(tokenizer, prompts[i]) for i in chunk]
             batch = tokenizer(texts, return_tensors="pt", padding=True).to(model.device)
+            if config.states == "decoding":
+                rows = decoding_states(model, tokenizer, batch, config, config.seed + chunk[0])
+                lines = []
+                for row, index in enumerate(chunk):
+                    prompt_ids = batch["input_ids"][row][batch["attention_mask"][row].bool()].tolist()
+                    lines.append(json.dumps({
+                        "prompt_index": index, "chunk": chunk_id, "prompt": prompts[index], "prompt_ids": prompt_ids,
+                        "block_size": n, **rows[row],
+                    }) + "\n")
+                _append(records_path, lines)
+                new_chunks += 1
+                continue
             with torch.no_grad():
                 sequences = model.generate(
                     **batch, do_sample=False, max_new_tokens=num_blocks * n, generation_mode="jacobi",
@@ -289,10 +374,7 @@ def collect_trajectories(
                     "prompt_index": index, "chunk": chunk_id, "prompt": prompts[index], "prompt_ids": prompt_ids,
                     "block_size": n, "trajectory": trajectories[row],
                 }) + "\n")
-            with open(records_path, "a") as handle:
-                handle.write("".join(lines))  # one write per chunk
-                handle.flush()
-                os.fsync(handle.fileno())
+            _append(records_path, lines)
             new_chunks += 1
     finally:  # wall time is kept across interrupted and resumed runs
         stats = json.loads(config_path.read_text())

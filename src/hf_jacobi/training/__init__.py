@@ -9,7 +9,15 @@
 from .collator import JacobiForcingCollator, jacobi_attention_mask, jacobi_block_mask
 from .config import JacobiForcingConfig
 from .losses import ar_loss, consistency_loss
-from .packing import loop_start, noise_ratio, noise_schedule, pack_trajectories, packing_info, validate_packed_dataset
+from .packing import (
+    loop_start,
+    noise_ratio,
+    noise_schedule,
+    pack_states,
+    pack_trajectories,
+    packing_info,
+    validate_packed_dataset,
+)
 from .trainer import JacobiForcingTrainer
 
 __all__ = [
@@ -23,6 +31,7 @@ __all__ = [
     "loop_start",
     "noise_ratio",
     "noise_schedule",
+    "pack_states",
     "pack_trajectories",
     "packing_info",
     "validate_packed_dataset",

@@ -33,58 +33,71 @@ MASK_CONTEXTS = ("noisy", "clean")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flex_attention")
 
 
-def _visible(kind_q, block_q, idx_q, kind_k, block_k, idx_k, context_kind: int):
+def _visible(kind_q, block_q, start_q, idx_q, kind_k, block_k, start_k, idx_k, context_kind: int):
     """Whether query token `q` may attend to key token `k`; all arguments broadcast against each other.
 
-    `kind_*` is one of PAD/PROMPT/NOISY/CLEAN, `block_*` the block index (-1 outside blocks), `idx_*` the index in the
-    packed sequence, `context_kind` the kind of the earlier blocks a noisy block sees (NOISY or CLEAN).
+    `kind_*` is one of PAD/PROMPT/NOISY/CLEAN, `block_*` the noisy block's id (the block index in the interleaved
+    layout), `start_*` where a token sits along the clean continuation (a clean token: its index, or its block index
+    in the interleaved layout; a noisy token: its block's start), `idx_*` the index in the packed sequence,
+    `context_kind` the kind of the earlier tokens a noisy block sees (NOISY or CLEAN).
     """
-    in_block_part = (kind_q == NOISY) | (kind_q == CLEAN)
-    # Causal within the query's own segment: the prompt, or the same block of the same kind
-    same_segment = (kind_q == kind_k) & (block_q == block_k) & (idx_k <= idx_q) & (kind_q != PAD)
-    sees_prompt = in_block_part & (kind_k == PROMPT)
-    # Earlier blocks of the kind this query reads as context: clean blocks for clean queries, `context_kind` for noisy
-    earlier_kind = torch.where(kind_q == CLEAN, CLEAN, torch.where(kind_q == NOISY, context_kind, -1))
-    sees_earlier = (kind_k == earlier_kind) & (block_k < block_q)
+    causal = idx_k <= idx_q
+    main_q = (kind_q == PROMPT) | (kind_q == CLEAN)
+    main_k = (kind_k == PROMPT) | (kind_k == CLEAN)
+    # The prompt and the clean continuation form one causal sequence (the noisy blocks between are skipped)
+    main = main_q & main_k & causal
+    noisy_q = kind_q == NOISY
+    own_block = noisy_q & (kind_k == NOISY) & (block_k == block_q) & causal
+    sees_prompt = noisy_q & (kind_k == PROMPT)
+    if context_kind == CLEAN:  # the clean tokens before the block's start
+        sees_earlier = noisy_q & (kind_k == CLEAN) & (start_k < start_q)
+    else:  # the earlier noisy blocks
+        sees_earlier = noisy_q & (kind_k == NOISY) & (block_k < block_q)
     pad_self = (kind_q == PAD) & (idx_q == idx_k)
-    return same_segment | sees_prompt | sees_earlier | pad_self
+    return main | own_block | sees_prompt | sees_earlier | pad_self
 
 
-def jacobi_attention_mask(kind: torch.Tensor, block: torch.Tensor, mask_context: str = "noisy") -> torch.Tensor:
+def jacobi_attention_mask(
+    kind: torch.Tensor, block: torch.Tensor, mask_context: str = "noisy", start: torch.Tensor | None = None
+) -> torch.Tensor:
     """Dense boolean visibility mask, True = visible.
 
     Args:
         kind (`torch.LongTensor` of shape `[B, S]`): segment kind of each token (PAD/PROMPT/NOISY/CLEAN).
         block (`torch.LongTensor` of shape `[B, S]`): block index of each token, -1 for prompt and padding.
         mask_context (`str`): `"noisy"` or `"clean"`, the context of noisy blocks.
+        start (`torch.LongTensor` of shape `[B, S]`, *optional*): position along the clean continuation (state
+            layout); `None` means the interleaved layout, where the block index says it.
 
     Returns:
         `torch.BoolTensor` of shape `[B, 1, S, S]`.
     """
+    start = block if start is None else start
     idx = torch.arange(kind.shape[1], device=kind.device)
     context_kind = NOISY if mask_context == "noisy" else CLEAN
-    query = (kind[:, :, None], block[:, :, None], idx[None, :, None])  # [B, S, 1]
-    key = (kind[:, None, :], block[:, None, :], idx[None, None, :])  # [B, 1, S]
+    query = (kind[:, :, None], block[:, :, None], start[:, :, None], idx[None, :, None])  # [B, S, 1]
+    key = (kind[:, None, :], block[:, None, :], start[:, None, :], idx[None, None, :])  # [B, 1, S]
     visible = _visible(*query, *key, context_kind)
     return visible[:, None]
 
 
-def jacobi_block_mask(kind: torch.Tensor, block: torch.Tensor, mask_context: str = "noisy", device=None):
+def jacobi_block_mask(kind: torch.Tensor, block: torch.Tensor, mask_context: str = "noisy", device=None, start=None):
     """FlexAttention `BlockMask` with the same visibility as [`jacobi_attention_mask`].
 
     Args:
-        kind, block (`torch.LongTensor` of shape `[B, S]`): as in [`jacobi_attention_mask`].
+        kind, block, start (`torch.LongTensor` of shape `[B, S]`): as in [`jacobi_attention_mask`].
         device: where the block mask (and the metadata its `mask_mod` reads) lives; it must be the model's device.
     """
     from torch.nn.attention.flex_attention import create_block_mask
 
     device = kind.device if device is None else torch.device(device)
-    kind, block = kind.to(device), block.to(device)
+    start = block if start is None else start
+    kind, block, start = kind.to(device), block.to(device), start.to(device)
     context_kind = NOISY if mask_context == "noisy" else CLEAN
 
     def mask_mod(b, h, q_idx, kv_idx):
-        query = (kind[b, q_idx], block[b, q_idx], q_idx)
-        return _visible(*query, kind[b, kv_idx], block[b, kv_idx], kv_idx, context_kind)
+        query = (kind[b, q_idx], block[b, q_idx], start[b, q_idx], q_idx)
+        return _visible(*query, kind[b, kv_idx], block[b, kv_idx], start[b, kv_idx], kv_idx, context_kind)
 
     batch_size, seq_len = kind.shape
     return create_block_mask(mask_mod, batch_size, None, seq_len, seq_len, device=device)
@@ -190,11 +203,13 @@ class JacobiForcingCollator(DataCollatorMixin):
         name = f"Example {i} of the batch" + (
             f" (record {example['record_index']})" if example.get("record_index") is not None else ""
         )
-        if not {"prompt_ids", "noisy_blocks", "clean_blocks"} <= set(example):
+        if not {"prompt_ids", "noisy_blocks"} <= set(example) or not {"clean_blocks", "clean_ids"} & set(example):
             raise ValueError(
                 f"{name}: expected packed fields 'prompt_ids', 'noisy_blocks', 'clean_blocks', got {sorted(example)}. "
                 "Pack trajectory records with `pack_trajectories` first."
             )
+        if example.get("noisy_starts") is not None:
+            return self._state_layout(name, example, block_size)
         prompt = torch.tensor(_as_id_list(example["prompt_ids"]), dtype=torch.long)
         noisy_blocks, clean_blocks = example["noisy_blocks"], example["clean_blocks"]
         if len(prompt) == 0:
@@ -266,15 +281,81 @@ class JacobiForcingCollator(DataCollatorMixin):
             "position_ids": position_ids,
             "kind": kind,
             "block": block,
+            "start": block,
             "shift_labels": shift_labels,
             "noisy_index": noisy_index.reshape(-1),
             "clean_index": clean_index.reshape(-1),
             "consistency_mask": counted,
         }
 
+    def _state_layout(self, name: str, example: dict[str, Any], block_size: int | None) -> dict[str, torch.Tensor]:
+        """State layout `[prompt | clean continuation | s_0 | s_1 | ...]`: any number of noisy states, each a draft of
+        `n` tokens that starts at `noisy_starts[b]` along the continuation, as the decoder meets it (any iterate of any
+        block, or a sliding block at any offset). State `b` sees the prompt, the clean tokens before its start, and
+        itself causally, at the positions of the clean tokens it stands for; its teacher is the clean logits there.
+        The clean continuation appears once, however many states are trained on it.
+        """
+        prompt = torch.tensor(_as_id_list(example["prompt_ids"]), dtype=torch.long)
+        clean = torch.tensor(_as_id_list(example["clean_ids"]), dtype=torch.long)
+        starts = _as_id_list(example["noisy_starts"])
+        states = example["noisy_blocks"]
+        P, C, B = len(prompt), len(clean), len(states)
+        if P == 0 or C == 0:
+            raise ValueError(f"{name}: 'prompt_ids' and 'clean_ids' must be non-empty.")
+        if B == 0 or len(starts) != B:
+            raise ValueError(f"{name}: needs as many 'noisy_starts' as 'noisy_blocks' (non-zero), got {len(starts)} and {B}.")
+        n = block_size if block_size is not None else len(states[0])
+        for b, (state, s) in enumerate(zip(states, starts)):
+            if len(state) != n:
+                raise ValueError(f"{name}: noisy block {b} has {len(state)} tokens, expected block_size={n}.")
+            if not 0 <= s <= C - n:
+                raise ValueError(
+                    f"{name}: noisy block {b} starts at {s}; a block of {n} must lie within the {C} clean tokens."
+                )
+        if self.max_positions is not None and P + C > self.max_positions:
+            raise ValueError(f"{name}: prompt ({P}) + continuation ({C}) exceeds max_position_embeddings={self.max_positions}.")
+        if self.max_length is not None and P + C + B * n > self.max_length:
+            raise ValueError(f"{name}: packed length {P + C + B * n} exceeds max_length={self.max_length} (never truncated).")
+        noisy = torch.tensor([_as_id_list(x) for x in states], dtype=torch.long)  # [B, n]
+        start = torch.tensor(starts, dtype=torch.long)  # [B]
+        offsets = torch.arange(n)
+        along = start[:, None] + offsets  # [B, n] index along the continuation
+
+        input_ids = torch.cat([prompt, clean, noisy.reshape(-1)])
+        kind = torch.cat([torch.full((P,), PROMPT), torch.full((C,), CLEAN), torch.full((B * n,), NOISY)])
+        block = torch.cat([torch.full((P + C,), -1), torch.arange(B).repeat_interleave(n)])
+        start_of = torch.cat([torch.full((P,), -1), torch.arange(C), start.repeat_interleave(n)])
+        position_ids = torch.cat([torch.arange(P + C), (P + along).reshape(-1)])
+
+        eos_ids = self._eos_ids()
+        eos_hits = torch.isin(clean, torch.tensor(eos_ids)).nonzero() if eos_ids else torch.empty(0)
+        first_eos = int(eos_hits[0]) if len(eos_hits) else C
+        shift_labels = torch.full_like(input_ids, IGNORE_INDEX)
+        if self.train_on_prompt:
+            shift_labels[: P - 1] = prompt[1:]
+        shift_labels[P - 1] = clean[0]
+        g = torch.arange(C - 1)
+        has_target = g < first_eos
+        shift_labels[P + g[has_target]] = clean[1:][has_target]
+
+        differs = noisy != clean[along]
+        first_diff = torch.where(differs.any(dim=1), differs.int().argmax(dim=1), n)
+        counted = (offsets[None, :] >= first_diff[:, None]) & (along < first_eos)
+        return {
+            "input_ids": input_ids,
+            "position_ids": position_ids,
+            "kind": kind,
+            "block": block,
+            "start": start_of,
+            "shift_labels": shift_labels,
+            "noisy_index": (P + C + torch.arange(B * n)),
+            "clean_index": (P + along).reshape(-1),
+            "consistency_mask": counted.reshape(-1),
+        }
+
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         layouts = [self._layout(i, ex, self.block_size) for i, ex in enumerate(examples)]
-        block_sizes = {len(ex["clean_blocks"][0]) for ex in examples}
+        block_sizes = {len(ex["noisy_blocks"][0]) for ex in examples}
         if len(block_sizes) > 1:
             raise ValueError(f"Examples of one batch have different block sizes {sorted(block_sizes)}.")
 
@@ -287,10 +368,13 @@ class JacobiForcingCollator(DataCollatorMixin):
 
         kind = pad("kind", PAD)
         block = pad("block", -1)
+        start = pad("start", -1)
+        # The state layout is defined with clean context (the decoder's committed tokens are clean)
+        context = "clean" if any(ex.get("noisy_starts") is not None for ex in examples) else self.mask_context
         if self.attn_implementation == "flex_attention":
-            attention_mask = jacobi_block_mask(kind, block, self.mask_context, device=self.device)
+            attention_mask = jacobi_block_mask(kind, block, context, device=self.device, start=start)
         else:
-            visible = jacobi_attention_mask(kind, block, self.mask_context)
+            visible = jacobi_attention_mask(kind, block, context, start=start)
             if self.attn_implementation == "eager":
                 attention_mask = torch.zeros(visible.shape, dtype=self.mask_dtype).masked_fill(
                     ~visible, torch.finfo(self.mask_dtype).min
@@ -305,5 +389,5 @@ class JacobiForcingCollator(DataCollatorMixin):
             "noisy_index": pad("noisy_index", 0),
             "clean_index": pad("clean_index", 0),
             "consistency_mask": pad("consistency_mask", False),
-            "num_blocks": torch.tensor([len(ex["clean_blocks"]) for ex in examples], dtype=torch.long),
+            "num_blocks": torch.tensor([len(ex["noisy_blocks"]) for ex in examples], dtype=torch.long),
         }

@@ -40,6 +40,10 @@ class JacobiForcingConfig(SFTConfig):
             Temperature of the consistency (distillation) loss; the loss is scaled by `temperature**2`.
         ar_loss_on_prompt (`bool`, *optional*, defaults to `True`):
             Whether the AR loss also predicts the prompt tokens, as the reference does.
+        consistency_normalization (`str`, *optional*, defaults to `"block"`):
+            `"block"`: each counted position is divided by its example's number of noisy blocks, as the reference
+            divides by `T`. `"token"`: a plain mean over counted positions, so the consistency loss keeps its weight
+            however many noisy states an example holds (use it with the state layout).
 
         > Parameters that control packing (used when the trainer is given raw trajectory records)
 
@@ -96,6 +100,10 @@ class JacobiForcingConfig(SFTConfig):
         default=True,
         metadata={"help": "Whether the AR loss also predicts the prompt tokens."},
     )
+    consistency_normalization: str = field(
+        default="block",
+        metadata={"help": "Consistency loss normalisation: per block (reference) or per token.", "choices": ["block", "token"]},
+    )
     noise_schedule: str = field(
         default="progressive",
         metadata={"help": "How noisy iterates are chosen when packing.", "choices": list(NOISE_SCHEDULES)},
@@ -135,6 +143,12 @@ class JacobiForcingConfig(SFTConfig):
             raise ValueError(f"`mask_context` must be one of {MASK_CONTEXTS}, got {self.mask_context!r}.")
         if self.noise_schedule not in NOISE_SCHEDULES:
             raise ValueError(f"`noise_schedule` must be one of {NOISE_SCHEDULES}, got {self.noise_schedule!r}.")
+        if self.consistency_normalization not in ("block", "token"):
+            raise ValueError(
+                f"`consistency_normalization` must be 'block' or 'token', got {self.consistency_normalization!r}."
+            )
+        if self.ar_loss_weight < 0:
+            raise ValueError(f"`ar_loss_weight` must be >= 0, got {self.ar_loss_weight}.")
         if self.consistency_temperature <= 0:
             raise ValueError(f"`consistency_temperature` must be > 0, got {self.consistency_temperature}.")
         if isinstance(self.dataset_kwargs, dict) and not self.dataset_kwargs.get("skip_prepare_dataset", False):

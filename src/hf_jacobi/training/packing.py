@@ -292,6 +292,8 @@ def validate_packed_dataset(
     """
     import pyarrow.compute as pc
 
+    if "noisy_starts" in dataset.column_names:
+        return _validate_state_dataset(dataset, block_size, max_positions, max_length)
     missing = {"prompt_ids", "noisy_blocks", "clean_blocks"} - set(dataset.column_names)
     if missing:
         raise ValueError(
@@ -348,3 +350,101 @@ def validate_packed_dataset(
     if block_size is None:
         raise ValueError("The dataset has no blocks.")
     return block_size
+
+
+def _validate_state_dataset(dataset: Dataset, block_size, max_positions, max_length) -> int:
+    """[`validate_packed_dataset`] for the state layout (`prompt_ids`, `clean_ids`, `noisy_starts`, `noisy_blocks`)."""
+    missing = {"prompt_ids", "clean_ids", "noisy_starts", "noisy_blocks"} - set(dataset.column_names)
+    if missing:
+        raise ValueError(f"State records lack the columns {sorted(missing)}.")
+    names = dataset["record_index"] if "record_index" in dataset.column_names else range(len(dataset))
+    columns = dataset.select_columns(["prompt_ids", "clean_ids", "noisy_starts", "noisy_blocks"])
+    for name, row in zip(names, columns):
+        P, C, starts, states = len(row["prompt_ids"]), len(row["clean_ids"]), row["noisy_starts"], row["noisy_blocks"]
+        if P == 0 or C == 0 or not states or len(starts) != len(states):
+            raise ValueError(
+                f"Record {name}: needs a non-empty prompt and continuation and as many noisy_starts as noisy_blocks "
+                f"(non-zero), got {P}, {C}, {len(starts)}, {len(states)}."
+            )
+        block_size = block_size or len(states[0])
+        for b, (start, state) in enumerate(zip(starts, states)):
+            if len(state) != block_size:
+                raise ValueError(
+                    f"Record {name}: noisy block {b} has {len(state)} tokens but the block size is {block_size}."
+                )
+            if not 0 <= start <= C - block_size:
+                raise ValueError(f"Record {name}: noisy block {b} starts at {start}, outside the {C} clean tokens.")
+        if max_positions is not None and P + C > max_positions:
+            raise ValueError(f"Record {name}: {P + C} positions exceed max_position_embeddings={max_positions}.")
+        if max_length is not None and P + C + len(states) * block_size > max_length:
+            raise ValueError(f"Record {name}: packed length exceeds max_length={max_length} (never truncated).")
+    if block_size is None:
+        raise ValueError("The dataset has no noisy blocks.")
+    return block_size
+
+
+STATE_FEATURES = Features(
+    {
+        "prompt_ids": SequenceFeature(Value("int64")),
+        "clean_ids": SequenceFeature(Value("int64")),
+        "noisy_starts": SequenceFeature(Value("int64")),
+        "noisy_blocks": SequenceFeature(SequenceFeature(Value("int64"))),
+        "record_index": Value("int64"),
+    }
+)
+
+
+def pack_states(
+    records: Dataset | Iterable[Mapping[str, Any]],
+    block_size: int,
+    eos_token_id: int | Sequence[int] | None = None,
+    max_states: int | None = None,
+    seed: int = 0,
+) -> Dataset:
+    """Records in the state layout (`prompt_ids`, `clean_ids`, `noisy_starts`, `noisy_blocks`) for the collator.
+
+    Two sources are accepted:
+
+    - On-policy decoding states (`hf_jacobi.collection.decoding_states`, already in this layout): kept, at most
+      `max_states` per record.
+    - Jacobi trajectories (`trajectory`: blocks x iterates): *every* iterate of every block but the fixed point
+      becomes a state at its block's start, including the all-filler first iterate every decoded block starts from
+      (a schedule that keeps one iterate per block never shows most of them); at most `max_states`, drawn evenly.
+
+    The clean continuation ends at its first EOS (tokens after it are padding).
+    """
+    eos_ids = set() if eos_token_id is None else {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id)
+    if max_states is not None and max_states < 1:
+        raise ValueError(f"`max_states` must be >= 1 or None, got {max_states}.")
+
+    def pack_one(record: Mapping[str, Any], index: int) -> dict[str, Any]:
+        if record.get("trajectory") is not None:
+            _validate_record(index, record, block_size)
+            clean = [t for iterates in record["trajectory"] for t in iterates[-1]]
+            states = [(j * block_size, list(it)) for j, iterates in enumerate(record["trajectory"]) for it in iterates[:-1]]
+        elif record.get("noisy_starts") is not None:
+            clean = list(record["clean_ids"])
+            states = list(zip(record["noisy_starts"], record["noisy_blocks"]))
+        else:
+            raise ValueError(f"Record {index}: expected 'trajectory' or 'noisy_starts'/'noisy_blocks', got {sorted(record)}.")
+        end = next((i + 1 for i, t in enumerate(clean) if t in eos_ids), len(clean))
+        clean = clean[:end]
+        states = [(s, b) for s, b in states if s + block_size <= len(clean) and list(b) != clean[s : s + block_size]]
+        if max_states is not None and len(states) > max_states:
+            keep = np.random.default_rng([seed, index]).choice(len(states), max_states, replace=False)
+            states = [states[i] for i in sorted(keep)]
+        return {"prompt_ids": list(record["prompt_ids"]), "clean_ids": clean, "noisy_starts": [s for s, _ in states],
+                "noisy_blocks": [list(b) for _, b in states], "record_index": index}
+
+    if isinstance(records, Dataset):
+        packed = records.map(pack_one, with_indices=True, remove_columns=records.column_names, features=STATE_FEATURES)
+    else:
+        packed = Dataset.from_list([pack_one(r, i) for i, r in enumerate(records)], features=STATE_FEATURES)
+    packed = packed.filter(lambda starts: len(starts) > 0, input_columns="noisy_starts")
+    if len(packed) == 0:
+        raise ValueError("No record has a noisy state to train on (every draft already equals the clean tokens).")
+    packed.info.description = _PACKING_INFO_PREFIX + json.dumps(
+        {"block_size": block_size, "strategy": "states", "max_states": max_states, "min_ratio": None,
+         "max_ratio": None, "window": None}
+    )
+    return packed

@@ -164,7 +164,7 @@ class JacobiForcingTrainer(SFTTrainer):
             return dataset
         columns = dataset.column_names
         if "trajectory" not in columns or "noisy_blocks" in columns:
-            return dataset
+            return dataset  # packed already (interleaved or state layout)
         return pack_trajectories(
             dataset,
             block_size=args.block_size,
@@ -203,7 +203,7 @@ class JacobiForcingTrainer(SFTTrainer):
             clean_logits=logits[rows, inputs["clean_index"]],  # [B, L, V], detached inside
             mask=inputs["consistency_mask"],
             temperature=self.args.consistency_temperature,
-            num_blocks=inputs["num_blocks"],
+            num_blocks=inputs["num_blocks"] if self.args.consistency_normalization == "block" else None,
         )
         loss = self.args.ar_loss_weight * ar + consistency
 

@@ -1,0 +1,291 @@
+"""`hf-jacobi train`: collect -> train -> measure TPF, in on-policy rounds, resumable at every stage.
+
+Round `r` collects the states the *current* model's Jacobi decoder visits on fresh prompts (round 0: the base
+model), trains on them with [`JacobiForcingTrainer`], and measures tokens per forward on held-out prompts. Round `r+1`
+collects with the round-`r` model, possibly at a larger block size (a curriculum). Each round uses prompts no earlier
+round used, so training makes one pass over distinct prompts. Layout of `output_dir`:
+
+    pipeline_config.json          the settings; a rerun with other settings is refused, with the same ones it resumes
+    round_<r>/data/               collection (chunked, resumable)
+    round_<r>/train/              checkpoints while training, `model/` when done
+    round_<r>/tpf.json            TPF of the round's model on the held-out prompts (and the base model's, round 0)
+    model/                        the last round's model with its card
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class JacobiTrainScriptArguments:
+    """Arguments of `hf-jacobi train` beyond [`JacobiForcingConfig`] and TRL's `ModelConfig`."""
+
+    prompts: str | None = field(
+        default=None,
+        metadata={"help": "Training prompts: a .jsonl file or dataset folder with a 'prompt' or 'messages' field."},
+    )
+    coding_prompts: int | None = field(
+        default=None,
+        metadata={"help": "Use N offline coding prompts built from installed packages' docs instead of --prompts."},
+    )
+    rounds: int = field(default=1, metadata={"help": "On-policy rounds (collect with the current model, train)."})
+    prompts_per_round: int | None = field(
+        default=None, metadata={"help": "Distinct prompts per round (default: all prompts split evenly)."}
+    )
+    round_block_sizes: list[int] = field(
+        default_factory=lambda: [16],
+        metadata={"help": "Block size of each round (the last one repeats): e.g. 16 32 for a curriculum."},
+    )
+    states: str = field(
+        default="decoding",
+        metadata={"help": "Noisy states to train on: the decoder's own drafts, or every Jacobi iterate per block.",
+                  "choices": ["decoding", "trajectory"]},
+    )
+    max_states: int = field(default=48, metadata={"help": "Most noisy states per prompt (drawn evenly)."})
+    max_new_tokens: int = field(default=256, metadata={"help": "Tokens generated per training prompt."})
+    collect_batch_size: int = field(default=8, metadata={"help": "Prompts decoded together while collecting."})
+    collect_dtype: str = field(
+        default="auto",
+        metadata={"help": "Dtype of collection and TPF measurement (auto: bfloat16 where the device has it).",
+                  "choices": ["auto", "float32", "bfloat16"]},
+    )
+    eval_prompts: int = field(default=8, metadata={"help": "Held-out HumanEval prompts to measure TPF on."})
+    eval_max_new_tokens: int = field(default=128, metadata={"help": "Tokens generated per TPF prompt."})
+    train_embeddings: bool = field(
+        default=False,
+        metadata={"help": "Full fine-tuning also trains the (tied) embeddings, norms and biases; by default only the "
+                          "layers' weight matrices train: cheaper, and the change exports as a LoRA adapter "
+                          "(--export_rank)."},
+    )
+    export_rank: int | None = field(
+        default=None,
+        metadata={"help": "Also write the last model's change as a rank-R LoRA adapter to output_dir/adapter and "
+                          "measure its TPF."},
+    )
+    max_minutes: float | None = field(
+        default=None, metadata={"help": "Time box of each round's training (cosine decay over it); rerun resumes."}
+    )
+
+    def __post_init__(self):
+        if (self.prompts is None) == (self.coding_prompts is None):
+            raise ValueError("Pass exactly one of --prompts FILE_OR_DATASET and --coding_prompts N.")
+        if self.rounds < 1 or not self.round_block_sizes or min(self.round_block_sizes) < 1:
+            raise ValueError("--rounds must be >= 1 and --round_block_sizes positive.")
+        for name in ("max_states", "max_new_tokens", "collect_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}.")
+
+    def block_size(self, round_index: int) -> int:
+        return self.round_block_sizes[min(round_index, len(self.round_block_sizes) - 1)]
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether the device computes bfloat16 natively (CUDA with bf16, a CPU with AVX512-BF16 or AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return False
+
+
+class TimeBox(TrainerCallback):
+    """Stop (saving a checkpoint) after `minutes` of training in this run; the learning rate decays over the box."""
+
+    def __init__(self, minutes: float, warmup: float = 0.03):
+        self.seconds, self.warmup, self.start, self.hit = 60 * minutes, warmup, time.monotonic(), False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.monotonic()
+
+    def scale(self, _step) -> float:
+        t = min((time.monotonic() - self.start) / self.seconds, 1.0)
+        if t < self.warmup:
+            return max(t / self.warmup, 0.01)
+        return max(0.5 * (1 + math.cos(math.pi * (t - self.warmup) / (1 - self.warmup))), 0.01)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.monotonic() - self.start > self.seconds:
+            control.should_training_stop = control.should_save = self.hit = True
+        return control
+
+
+@torch.no_grad()
+def measure_tpf(model, tokenizer, prompts: list[str], block_size: int, max_new_tokens: int) -> dict:
+    """Tokens per forward of Jacobi decoding (greedy, prefill excluded) over `prompts`, one at a time."""
+    import hf_jacobi  # noqa: F401  (generation_mode="jacobi")
+
+    from ..demo import chat_prompt
+
+    tokens = forwards = 0
+    for prompt in prompts:
+        inputs = tokenizer(chat_prompt(tokenizer, prompt), return_tensors="pt").to(model.device)
+        out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, generation_mode="jacobi",
+                             block_size=block_size, return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id)
+        tokens += int(out.accepted_tokens.sum())
+        forwards += out.num_forwards
+    return {"tpf": tokens / max(forwards, 1), "tokens": tokens, "forwards": forwards, "block_size": block_size,
+            "prompts": len(prompts), "dtype": str(model.dtype).replace("torch.", "")}
+
+
+def _eval_prompts(count: int) -> list[str]:
+    """Unseen prompts for TPF: HumanEval's first problems (an evaluation set, never trained on)."""
+    from ..benchmark import load_humaneval
+
+    return [f"Complete the following Python function.\n```python\n{p['prompt']}```" for p in load_humaneval(count)]
+
+
+def _load_base(model_args, device):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ..demo import load_model
+
+    if model_args.model_name_or_path is None:
+        model, tokenizer = load_model(device=device)
+    else:
+        if not Path(model_args.model_name_or_path).exists() and "/" not in model_args.model_name_or_path:
+            raise ValueError(f"--model_name_or_path {model_args.model_name_or_path!r}: no such folder or Hub id.")
+        tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+        model = AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, dtype=torch.float32).to(device)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_args) -> dict:
+    """Run (or resume) every round; returns the TPF measured after each round."""
+    from datasets import load_dataset
+    from trl import get_peft_config
+
+    from ..collection import CollectConfig, collect_trajectories, load_prompts
+    from ..data import coding_prompts
+    from .packing import pack_states
+    from .trainer import JacobiForcingTrainer
+
+    output_dir = Path(training_args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    settings = {"script": asdict(script_args), "model": model_args.model_name_or_path,
+                "use_peft": model_args.use_peft, "learning_rate": training_args.learning_rate,
+                "ar_loss_weight": training_args.ar_loss_weight,
+                "consistency_normalization": training_args.consistency_normalization}
+    settings["script"].pop("max_minutes")  # a longer or shorter time box may resume
+    config_path = output_dir / "pipeline_config.json"
+    if config_path.exists():
+        previous = json.loads(config_path.read_text())
+        if previous != json.loads(json.dumps(settings)):
+            raise ValueError(f"{output_dir} holds a run with other settings ({previous}); pass the same settings to "
+                             f"resume it or use a new --output_dir (now: {settings}).")
+        logger.info("resuming the run in %s", output_dir)
+    else:
+        config_path.write_text(json.dumps(settings, indent=1))
+
+    device = training_args.device
+    model, tokenizer = _load_base(model_args, device)
+    fast_dtype = torch.bfloat16 if script_args.collect_dtype == "bfloat16" or (
+        script_args.collect_dtype == "auto" and bf16_supported(device)) else torch.float32
+    prompts = load_prompts(script_args.prompts) if script_args.prompts else coding_prompts(script_args.coding_prompts)
+    if not prompts:
+        raise ValueError("No training prompts.")
+    per_round = script_args.prompts_per_round or len(prompts) // script_args.rounds
+    if per_round * script_args.rounds > len(prompts) or per_round < 1:
+        raise ValueError(f"{script_args.rounds} rounds of {per_round} distinct prompts need more than the "
+                         f"{len(prompts)} given.")
+    held_out = _eval_prompts(script_args.eval_prompts)
+    results = []
+    for r in range(script_args.rounds):
+        n = script_args.block_size(r)
+        round_dir = output_dir / f"round_{r}"
+        fast = copy.deepcopy(model).to(fast_dtype).eval()
+        if r == 0 and not (round_dir / "tpf_base.json").exists() and held_out:
+            round_dir.mkdir(parents=True, exist_ok=True)
+            base = measure_tpf(fast, tokenizer, held_out, n, script_args.eval_max_new_tokens)
+            (round_dir / "tpf_base.json").write_text(json.dumps(base, indent=1))
+        # 1. collect the current model's states on this round's prompts
+        collect_config = CollectConfig(
+            block_size=n, max_new_tokens=script_args.max_new_tokens, batch_size=script_args.collect_batch_size,
+            states=script_args.states if script_args.states == "decoding" else "trajectory",
+            max_states=script_args.max_states if script_args.states == "decoding" else None,
+            model_name=f"round {r} of {settings['model'] or 'SmolLM2-135M-Instruct'}",
+        )
+        records = collect_trajectories(fast, tokenizer, prompts[r * per_round:(r + 1) * per_round],
+                                       round_dir / "data", collect_config)
+        del fast
+        # 2. train on them (one pass over distinct prompts; resumes from the last checkpoint)
+        final = round_dir / "train" / "model"
+        if not final.exists():
+            train_dataset = pack_states(records, n, eos_token_id=tokenizer.eos_token_id,
+                                        max_states=script_args.max_states)
+            if not model_args.use_peft and not script_args.train_embeddings:
+                # Only the weight matrices of the transformer layers train: embeddings, norms and biases stay
+                for param in model.parameters():
+                    param.requires_grad_(param.dim() == 2)
+                model.get_input_embeddings().weight.requires_grad_(False)
+                model.get_output_embeddings().weight.requires_grad_(False)
+            args = copy.deepcopy(training_args)
+            args.output_dir, args.block_size, args.mask_context = str(round_dir / "train"), n, "clean"
+            timebox = TimeBox(script_args.max_minutes) if script_args.max_minutes else None
+            trainer = JacobiForcingTrainer(
+                model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer,
+                peft_config=get_peft_config(model_args), callbacks=[timebox] if timebox else None,
+            )
+            if timebox is not None:
+                trainer.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(trainer.create_optimizer(), timebox.scale)
+            resume = any((round_dir / "train").glob("checkpoint-*"))
+            started = time.perf_counter()
+            trainer.train(resume_from_checkpoint=resume or None)
+            log = {"seconds": time.perf_counter() - started, "global_step": trainer.state.global_step,
+                   "examples": len(train_dataset), "log_history": trainer.state.log_history}
+            with open(round_dir / "train" / "train_log.json", "a") as handle:
+                handle.write(json.dumps(log) + "\n")
+            model = trainer.model
+            if model_args.use_peft:
+                model = model.merge_and_unload()
+            model.save_pretrained(final)
+            tokenizer.save_pretrained(final)
+            del trainer
+        else:
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained(final, dtype=torch.float32).to(device)
+        # 3. measure TPF on held-out prompts
+        tpf_path = round_dir / "tpf.json"
+        if not tpf_path.exists() and held_out:
+            fast = copy.deepcopy(model).to(fast_dtype).eval()
+            tpf_path.write_text(json.dumps(measure_tpf(fast, tokenizer, held_out, n,
+                                                       script_args.eval_max_new_tokens), indent=1))
+            del fast
+        results.append(json.loads(tpf_path.read_text()) if tpf_path.exists() else {})
+        logger.info("round %d: TPF %s", r, results[-1].get("tpf"))
+    last = output_dir / f"round_{script_args.rounds - 1}" / "train" / "model"
+    shutil.copytree(last, output_dir / "model", dirs_exist_ok=True)
+    summary = {"rounds": results}
+    if script_args.export_rank and not (output_dir / "adapter" / "tpf.json").exists():
+        from peft import PeftModel
+
+        from .export import export_lora_delta
+
+        base, _ = _load_base(model_args, device)
+        errors = export_lora_delta(base, model, output_dir / "adapter", rank=script_args.export_rank)
+        adapted = PeftModel.from_pretrained(base, output_dir / "adapter").merge_and_unload().to(fast_dtype).eval()
+        measured = measure_tpf(adapted, tokenizer, held_out, script_args.block_size(script_args.rounds - 1),
+                               script_args.eval_max_new_tokens) if held_out else {}
+        (output_dir / "adapter" / "tpf.json").write_text(json.dumps(measured | {"svd_error": errors}, indent=1))
+    if (output_dir / "adapter" / "tpf.json").exists():
+        summary["adapter"] = json.loads((output_dir / "adapter" / "tpf.json").read_text())
+    (output_dir / "tpf.json").write_text(json.dumps(summary, indent=1))
+    if training_args.push_to_hub:
+        model.push_to_hub(training_args.hub_model_id or output_dir.name)
+        tokenizer.push_to_hub(training_args.hub_model_id or output_dir.name)
+    return summary

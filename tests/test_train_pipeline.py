@@ -1,0 +1,55 @@
+"""`hf-jacobi train` end to end on a tiny local model: rounds, curriculum, resume, refusal of other settings."""
+
+import json
+
+import pytest
+from training_helpers import one_torch_thread, tiny_model, tiny_tokenizer  # noqa: F401
+
+from hf_jacobi import cli
+
+
+@pytest.fixture
+def setup(tmp_path):
+    model_dir = tmp_path / "model"
+    tiny_model("llama").save_pretrained(model_dir)
+    tiny_tokenizer().save_pretrained(model_dir)
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(json.dumps({"prompt": f"t{4 + i} t{9 + i} t{20 + i}"}) for i in range(4)))
+    argv = ["train", "--model_name_or_path", str(model_dir), "--prompts", str(prompts), "--output_dir",
+            str(tmp_path / "out"), "--rounds", "2", "--round_block_sizes", "4", "8", "--max_new_tokens", "16",
+            "--collect_batch_size", "2", "--max_steps", "2", "--per_device_train_batch_size", "2", "--eval_prompts",
+            "2", "--eval_max_new_tokens", "8", "--use_cpu", "--report_to", "none", "--collect_dtype", "float32",
+            "--consistency_normalization", "token", "--save_strategy", "no", "--export_rank", "4"]
+    return tmp_path / "out", argv
+
+
+def test_train_command_runs_rounds_and_resumes(setup, capsys):
+    out, argv = setup
+    cli.main(argv)
+    printed = capsys.readouterr().out
+    assert "round 0: TPF" in printed and "round 1: TPF" in printed
+    tpf = json.loads((out / "tpf.json").read_text())
+    assert [r["block_size"] for r in tpf["rounds"]] == [4, 8]
+    assert tpf["adapter"]["tpf"] > 0 and (out / "adapter" / "adapter_model.safetensors").exists()  # the curriculum's block sizes
+    assert (out / "model" / "model.safetensors").exists()
+    for r in (0, 1):
+        records = [json.loads(line) for line in (out / f"round_{r}" / "data" / "trajectories.jsonl").open()]
+        assert len(records) == 2 and all(len(rec["noisy_starts"]) == len(rec["noisy_blocks"]) for rec in records)
+    # each round trains on its own prompts: one pass over distinct prompts
+    first = {rec["prompt"] for rec in map(json.loads, (out / "round_0" / "data" / "trajectories.jsonl").open())}
+    second = {rec["prompt"] for rec in map(json.loads, (out / "round_1" / "data" / "trajectories.jsonl").open())}
+    assert not first & second
+    # a rerun resumes: nothing finished is recomputed
+    stamp = (out / "round_1" / "tpf.json").stat().st_mtime_ns
+    cli.main(argv)
+    assert (out / "round_1" / "tpf.json").stat().st_mtime_ns == stamp
+
+
+def test_train_command_refuses_other_settings_and_bad_input(setup):
+    out, argv = setup
+    out.mkdir()
+    (out / "pipeline_config.json").write_text(json.dumps({"script": {"rounds": 5}}))
+    with pytest.raises(ValueError, match="other settings"):
+        cli.main(argv)
+    with pytest.raises(SystemExit, match="exactly one of --prompts"):
+        cli.main([a for a in argv if a != "--prompts"][:1] + argv[5:])
