@@ -18,7 +18,7 @@ def setup(tmp_path):
     argv = ["train", "--model_name_or_path", str(model_dir), "--prompts", str(prompts), "--output_dir",
             str(tmp_path / "out"), "--rounds", "2", "--round_block_sizes", "4", "8", "--max_new_tokens", "16",
             "--collect_batch_size", "2", "--max_steps", "2", "--per_device_train_batch_size", "2", "--eval_prompts",
-            "2", "--eval_max_new_tokens", "8", "--use_cpu", "--report_to", "none", "--collect_dtype", "float32",
+            "2", "--eval_max_new_tokens", "8", "--eval_block_size", "4", "--use_cpu", "--report_to", "none", "--collect_dtype", "float32",
             "--consistency_normalization", "token", "--save_strategy", "no", "--export_rank", "4"]
     return tmp_path / "out", argv
 
@@ -29,7 +29,8 @@ def test_train_command_runs_rounds_and_resumes(setup, capsys):
     printed = capsys.readouterr().out
     assert "round 0: TPF" in printed and "round 1: TPF" in printed
     tpf = json.loads((out / "tpf.json").read_text())
-    assert [r["block_size"] for r in tpf["rounds"]] == [4, 8]
+    assert [r["round_block_size"] for r in tpf["rounds"]] == [4, 8]
+    assert tpf["rounds"][1]["at_round_block_size"]["block_size"] == 8 and tpf["rounds"][0]["block_size"] == 4
     assert tpf["adapter"]["tpf"] > 0 and (out / "adapter" / "adapter_model.safetensors").exists()  # the curriculum's block sizes
     assert (out / "model" / "model.safetensors").exists()
     for r in (0, 1):

@@ -36,6 +36,8 @@ class JacobiForcingConfig(SFTConfig):
         ar_loss_weight (`float`, *optional*, defaults to `10.0`):
             Weight of the next-token loss along the clean sequence (the reference uses 10). Total loss =
             `ar_loss_weight * ar_loss + consistency_loss`.
+        consistency_loss_weight (`float`, *optional*, defaults to `1.0`):
+            Weight of the consistency loss; 0 trains the AR loss alone (the control of the overfit diagnostic).
         consistency_temperature (`float`, *optional*, defaults to `1.0`):
             Temperature of the consistency (distillation) loss; the loss is scaled by `temperature**2`.
         ar_loss_on_prompt (`bool`, *optional*, defaults to `True`):
@@ -92,6 +94,10 @@ class JacobiForcingConfig(SFTConfig):
         default=10.0,
         metadata={"help": "Weight of the next-token loss along the clean sequence."},
     )
+    consistency_loss_weight: float = field(
+        default=1.0,
+        metadata={"help": "Weight of the consistency loss (0: AR loss alone, a control)."},
+    )
     consistency_temperature: float = field(
         default=1.0,
         metadata={"help": "Temperature of the consistency loss (scaled by temperature**2)."},
@@ -147,8 +153,11 @@ class JacobiForcingConfig(SFTConfig):
             raise ValueError(
                 f"`consistency_normalization` must be 'block' or 'token', got {self.consistency_normalization!r}."
             )
-        if self.ar_loss_weight < 0:
-            raise ValueError(f"`ar_loss_weight` must be >= 0, got {self.ar_loss_weight}.")
+        if self.ar_loss_weight < 0 or self.consistency_loss_weight < 0:
+            raise ValueError(
+                f"Loss weights must be >= 0, got ar_loss_weight={self.ar_loss_weight}, "
+                f"consistency_loss_weight={self.consistency_loss_weight}."
+            )
         if self.consistency_temperature <= 0:
             raise ValueError(f"`consistency_temperature` must be > 0, got {self.consistency_temperature}.")
         if isinstance(self.dataset_kwargs, dict) and not self.dataset_kwargs.get("skip_prepare_dataset", False):

@@ -64,6 +64,9 @@ class JacobiTrainScriptArguments:
     )
     eval_prompts: int = field(default=8, metadata={"help": "Held-out HumanEval prompts to measure TPF on."})
     eval_max_new_tokens: int = field(default=128, metadata={"help": "Tokens generated per TPF prompt."})
+    eval_block_size: int = field(
+        default=16, metadata={"help": "Block size TPF is measured at after every round (comparable across rounds)."}
+    )
     train_embeddings: bool = field(
         default=False,
         metadata={"help": "Full fine-tuning also trains the (tied) embeddings, norms and biases; by default only the "
@@ -207,10 +210,11 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     for r in range(script_args.rounds):
         n = script_args.block_size(r)
         round_dir = output_dir / f"round_{r}"
+        round_started = time.perf_counter()
         fast = copy.deepcopy(model).to(fast_dtype).eval()
         if r == 0 and not (round_dir / "tpf_base.json").exists() and held_out:
             round_dir.mkdir(parents=True, exist_ok=True)
-            base = measure_tpf(fast, tokenizer, held_out, n, script_args.eval_max_new_tokens)
+            base = measure_tpf(fast, tokenizer, held_out, script_args.eval_block_size, script_args.eval_max_new_tokens)
             (round_dir / "tpf_base.json").write_text(json.dumps(base, indent=1))
         # 1. collect the current model's states on this round's prompts
         collect_config = CollectConfig(
@@ -263,8 +267,13 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
         tpf_path = round_dir / "tpf.json"
         if not tpf_path.exists() and held_out:
             fast = copy.deepcopy(model).to(fast_dtype).eval()
-            tpf_path.write_text(json.dumps(measure_tpf(fast, tokenizer, held_out, n,
-                                                       script_args.eval_max_new_tokens), indent=1))
+            measured = measure_tpf(fast, tokenizer, held_out, script_args.eval_block_size,
+                                   script_args.eval_max_new_tokens)
+            if n != script_args.eval_block_size:  # also at the round's own block size
+                measured["at_round_block_size"] = measure_tpf(fast, tokenizer, held_out, n,
+                                                              script_args.eval_max_new_tokens)
+            measured |= {"round": r, "round_block_size": n, "seconds": time.perf_counter() - round_started}
+            tpf_path.write_text(json.dumps(measured, indent=1))
             del fast
         results.append(json.loads(tpf_path.read_text()) if tpf_path.exists() else {})
         logger.info("round %d: TPF %s", r, results[-1].get("tpf"))
@@ -279,7 +288,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
         base, _ = _load_base(model_args, device)
         errors = export_lora_delta(base, model, output_dir / "adapter", rank=script_args.export_rank)
         adapted = PeftModel.from_pretrained(base, output_dir / "adapter").merge_and_unload().to(fast_dtype).eval()
-        measured = measure_tpf(adapted, tokenizer, held_out, script_args.block_size(script_args.rounds - 1),
+        measured = measure_tpf(adapted, tokenizer, held_out, script_args.eval_block_size,
                                script_args.eval_max_new_tokens) if held_out else {}
         (output_dir / "adapter" / "tpf.json").write_text(json.dumps(measured | {"svd_error": errors}, indent=1))
     if (output_dir / "adapter" / "tpf.json").exists():

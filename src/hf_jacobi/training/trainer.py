@@ -205,7 +205,7 @@ class JacobiForcingTrainer(SFTTrainer):
             temperature=self.args.consistency_temperature,
             num_blocks=inputs["num_blocks"] if self.args.consistency_normalization == "block" else None,
         )
-        loss = self.args.ar_loss_weight * ar + consistency
+        loss = self.args.ar_loss_weight * ar + self.args.consistency_loss_weight * consistency
 
         # `gather` (not `gather_for_metrics`, which may drop the last batch's duplicates along dim 0) of scalars
         for name, value in (("ar_loss", ar), ("consistency_loss", consistency)):
