@@ -54,3 +54,12 @@ def test_train_command_refuses_other_settings_and_bad_input(setup):
         cli.main(argv)
     with pytest.raises(SystemExit, match="exactly one of --prompts"):
         cli.main([a for a in argv if a != "--prompts"][:1] + argv[5:])
+
+
+def test_train_command_refuses_a_prompt_too_long_for_the_model(setup, tmp_path):
+    out, argv = setup
+    long_prompts = tmp_path / "long.jsonl"
+    long_prompts.write_text(json.dumps({"prompt": " ".join(["t5"] * 3000)}) + "\n" + json.dumps({"prompt": "t6"}))
+    argv = [a if a != str(tmp_path / "prompts.jsonl") else str(long_prompts) for a in argv]
+    with pytest.raises(ValueError, match="Prompt 0 needs"):
+        cli.main(argv + ["--rounds", "1", "--output_dir", str(tmp_path / "long_out")])

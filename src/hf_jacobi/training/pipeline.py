@@ -205,6 +205,15 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     if per_round * script_args.rounds > len(prompts) or per_round < 1:
         raise ValueError(f"{script_args.rounds} rounds of {per_round} distinct prompts need more than the "
                          f"{len(prompts)} given.")
+    limit = getattr(model.config.get_text_config(), "max_position_embeddings", None)
+    if limit is not None:  # refuse before any compute, naming the prompt, rather than fail mid-run
+        from ..demo import chat_prompt
+
+        for i, prompt in enumerate(prompts[: per_round * script_args.rounds]):
+            length = len(tokenizer(chat_prompt(tokenizer, prompt)).input_ids) + script_args.max_new_tokens
+            if length > limit:
+                raise ValueError(f"Prompt {i} needs {length} positions with --max_new_tokens "
+                                 f"{script_args.max_new_tokens}; the model has {limit}. Shorten or drop it.")
     held_out = _eval_prompts(script_args.eval_prompts)
     results = []
     for r in range(script_args.rounds):
@@ -249,8 +258,13 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             resume = any((round_dir / "train").glob("checkpoint-*"))
             started = time.perf_counter()
             trainer.train(resume_from_checkpoint=resume or None)
+            lengths = [len(p) + len(c) + len(b) * n for p, c, b in
+                       zip(train_dataset["prompt_ids"], train_dataset["clean_ids"], train_dataset["noisy_starts"])]
+            seen = min(trainer.state.global_step * args.per_device_train_batch_size
+                       * args.gradient_accumulation_steps * max(args.world_size, 1), len(lengths))
             log = {"seconds": time.perf_counter() - started, "global_step": trainer.state.global_step,
-                   "examples": len(train_dataset), "log_history": trainer.state.log_history}
+                   "examples": len(train_dataset), "examples_seen": seen,
+                   "tokens_seen": int(sum(lengths) * seen / len(lengths)), "log_history": trainer.state.log_history}
             with open(round_dir / "train" / "train_log.json", "a") as handle:
                 handle.write(json.dumps(log) + "\n")
             model = trainer.model

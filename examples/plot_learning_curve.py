@@ -1,0 +1,50 @@
+"""Learning curve of an `hf-jacobi train` run: held-out TPF after each round against training tokens and wall time.
+
+    python examples/plot_learning_curve.py runs/smollm2_jf docs/learning_curve.png
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def curve(run: Path) -> list[dict]:
+    """Points (tokens, seconds, tpf) from the base measurement and every finished round."""
+    base = json.loads((run / "round_0" / "tpf_base.json").read_text())
+    points = [{"round": "base", "tokens": 0, "seconds": 0.0, "tpf": base["tpf"]}]
+    tokens = seconds = 0.0
+    for round_dir in sorted(run.glob("round_*"), key=lambda p: int(p.name.split("_")[1])):
+        if not (round_dir / "tpf.json").exists():
+            break
+        logs = [json.loads(line) for line in (round_dir / "train" / "train_log.json").open()]
+        tokens += sum(log["tokens_seen"] for log in logs)
+        measured = json.loads((round_dir / "tpf.json").read_text())
+        seconds += measured.get("seconds", 0.0)
+        points.append({"round": round_dir.name, "tokens": tokens, "seconds": seconds, "tpf": measured["tpf"],
+                       "block_size": measured.get("round_block_size")})
+    return points
+
+
+def main(run: str, out: str) -> None:
+    points = curve(Path(run))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((axes[0], "tokens", "training tokens"), (axes[1], "seconds", "wall time (s, collect + train + measure)")):
+        ax.plot([p[key] for p in points], [p["tpf"] for p in points], marker="o")
+        for p in points:
+            ax.annotate(p["round"].replace("round_", "r"), (p[key], p["tpf"]), textcoords="offset points", xytext=(4, 4))
+        ax.set_xlabel(label)
+        ax.set_ylabel("tokens per forward (block 16, unseen prompts)")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Jacobi Forcing learning curve: {Path(run).name}")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    print(json.dumps(points, indent=1))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
