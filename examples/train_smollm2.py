@@ -9,7 +9,7 @@ TRL ModelConfig field is one), e.g. `--max_minutes 30` or `--rounds 4`.
 
 The recipe, and why:
 - on-policy states (`--states decoding`): each round trains on the drafts the current model's decoder feeds, on
-  prompts no earlier round used; round 3 collects at block 32 (the curriculum);
+  prompts no earlier round used; `--round_block_sizes 16 32` would make round 2 a block-32 curriculum stage;
 - full fine-tuning of the layers' weight matrices (embeddings, norms frozen), lr 1e-4, AR weight 1 on the model's own
   greedy answers only (not the prompt), consistency averaged per token, bf16 autocast where the CPU has bf16 units;
 - the change is shipped as a rank-64 LoRA adapter (truncated SVD, `--export_rank 64`), measured after export.
@@ -25,14 +25,14 @@ from hf_jacobi.demo import ADAPTER_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = [
-    "--coding_prompts", "3000", "--rounds", "3", "--prompts_per_round", "180", "--round_block_sizes", "16", "16", "32",
+    "--coding_prompts", "3000", "--rounds", "2", "--prompts_per_round", "180", "--round_block_sizes", "16", "16",
     "--states", "decoding", "--max_states", "32", "--max_new_tokens", "128", "--collect_batch_size", "8",
     "--eval_prompts", "8", "--eval_max_new_tokens", "128", "--eval_block_size", "16",
     "--learning_rate", "1e-4", "--ar_loss_weight", "1", "--ar_loss_on_prompt", "false",
     "--consistency_normalization", "token", "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1",
     "--gradient_checkpointing", "false", "--bf16", "true", "--use_cpu", "--report_to", "none", "--save_steps", "10",
     "--save_total_limit", "1", "--logging_steps", "5", "--max_minutes", "12", "--export_rank", "64",
-    "--dataloader_num_workers", "0",
+    "--dataloader_num_workers", "0", "--num_train_epochs", "1",
 ]  # fmt: skip
 
 

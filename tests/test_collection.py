@@ -89,3 +89,31 @@ def test_load_prompts_errors_name_the_record(tmp_path):
     with pytest.raises(ValueError, match="record 1"):
         load_prompts(path)
     assert load_prompts(["a", "b"]) == ["a", "b"]
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral"])
+def test_decoding_states_are_what_the_decoder_fed(tmp_path, tokenizer, family):
+    """On-policy states: the continuation is the greedy one, every state starts with the committed token at its
+    offset (so it is a real decoder input) and differs from the clean tokens somewhere; batch rows of different
+    prompt lengths get their own offsets."""
+    model = wide_model(tokenizer, family)
+    config = CollectConfig(block_size=4, max_new_tokens=12, batch_size=3, states="decoding", max_states=5)
+    records = collect_trajectories(model, tokenizer, PROMPTS[:3], tmp_path, config, progress=False)
+    tokenizer.padding_side = "left"
+    for record in records:
+        ids = torch.tensor([record["prompt_ids"]])
+        greedy = model.generate(ids, do_sample=False, max_new_tokens=12, pad_token_id=tokenizer.pad_token_id)
+        assert record["clean_ids"] == greedy[0, ids.shape[1]:].tolist()[: len(record["clean_ids"])]
+        assert 0 < len(record["noisy_starts"]) <= 5
+        for start, block in zip(record["noisy_starts"], record["noisy_blocks"]):
+            assert block[0] == record["clean_ids"][start]
+            assert block != record["clean_ids"][start : start + 4]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(block_size=0), "block_size"), (dict(batch_size=-1), "batch_size"), (dict(draft_init="foo"), "draft_init"),
+    (dict(states="all"), "states"), (dict(max_states=0), "max_states"),
+])
+def test_collect_config_bad_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CollectConfig(**kwargs)

@@ -43,7 +43,7 @@ class CollectConfig:
     seed: int = 0
     generate_block_size: int | None = None  # block size of phase 1 (default: block_size)
     model_name: str = ""
-    # "trajectory": every block's Jacobi iterates (spec §3.1). "decoding": the drafts the sliding-block decoder
+    # "trajectory": every block's Jacobi iterates (paper §3). "decoding": the drafts the sliding-block decoder
     # itself feeds (on-policy states, written in the state layout); at most `max_states` per prompt, drawn evenly.
     states: str = "trajectory"
     max_states: int | None = None
@@ -297,8 +297,9 @@ def collect_trajectories(
         max_chunks: stop after this many new chunks (for time-boxed runs; rerun to continue).
 
     Returns:
-        `datasets.Dataset` with `prompt_index`, `prompt`, `prompt_ids`, `block_size`, `trajectory` (blocks x iterates x
-        tokens, last iterate = fixed point), also saved to `output_dir/dataset`.
+        `datasets.Dataset` with `prompt_index`, `prompt`, `prompt_ids`, `block_size`, and `trajectory` (blocks x
+        iterates x tokens, last iterate = fixed point) or, with `config.states="decoding"`, `clean_ids`,
+        `noisy_starts`, `noisy_blocks` (see `decoding_states`); also saved to `output_dir/dataset`.
     """
     import datasets
 

@@ -72,6 +72,8 @@ class JacobiForcingConfig(SFTConfig):
 
         > Parameters whose defaults differ from [`~trl.SFTConfig`]
 
+        num_train_epochs (`float`, *optional*, defaults to `1.0`):
+            One pass over distinct trajectories; more epochs repeat the same AR targets, which a small model memorises.
         remove_unused_columns (`bool`, *optional*, defaults to `False`):
             The collator needs the packed columns, which are not model inputs.
         dataset_kwargs (`dict[str, Any]`, *optional*, defaults to `{"skip_prepare_dataset": True}`):
@@ -128,6 +130,10 @@ class JacobiForcingConfig(SFTConfig):
     )
 
     # Overridden defaults of SFTConfig
+    num_train_epochs: float = field(
+        default=1.0,
+        metadata={"help": "Passes over the data: one by default (more epochs repeat the same AR targets)."},
+    )
     remove_unused_columns: bool = field(
         default=False,
         metadata={"help": "Keep the packed columns: the collator needs them."},
