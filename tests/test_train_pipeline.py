@@ -33,6 +33,8 @@ def test_train_command_runs_rounds_and_resumes(setup, capsys):
     assert tpf["rounds"][1]["at_round_block_size"]["block_size"] == 8 and tpf["rounds"][0]["block_size"] == 4
     assert tpf["adapter"]["tpf"] > 0 and (out / "adapter" / "adapter_model.safetensors").exists()  # the curriculum's block sizes
     assert (out / "model" / "model.safetensors").exists()
+    card = (out / "round_1" / "train" / "model" / "README.md").read_text()
+    assert f"{tpf['rounds'][1]['tpf']:.2f}" in card and "| Block size `n` | 8 |" in card
     for r in (0, 1):
         records = [json.loads(line) for line in (out / f"round_{r}" / "data" / "trajectories.jsonl").open()]
         assert len(records) == 2 and all(len(rec["noisy_starts"]) == len(rec["noisy_blocks"]) for rec in records)

@@ -237,6 +237,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
         del fast
         # 2. train on them (one pass over distinct prompts; resumes from the last checkpoint)
         final = round_dir / "train" / "model"
+        trainer = None
         if not final.exists():
             train_dataset = pack_states(records, n, eos_token_id=tokenizer.eos_token_id,
                                         max_states=script_args.max_states)
@@ -272,7 +273,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
                 model = model.merge_and_unload()
             model.save_pretrained(final)
             tokenizer.save_pretrained(final)
-            del trainer
+            trainer.create_model_card(output_dir=str(final))
         else:
             from transformers import AutoModelForCausalLM
 
@@ -289,6 +290,10 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             measured |= {"round": r, "round_block_size": n, "seconds": time.perf_counter() - round_started}
             tpf_path.write_text(json.dumps(measured, indent=1))
             del fast
+            if trainer is not None:  # the card states what was measured
+                trainer.args.measured_tpf = measured["tpf"]
+                trainer.create_model_card(output_dir=str(final))
+        del trainer
         results.append(json.loads(tpf_path.read_text()) if tpf_path.exists() else {})
         logger.info("round %d: TPF %s", r, results[-1].get("tpf"))
     last = output_dir / f"round_{script_args.rounds - 1}" / "train" / "model"
