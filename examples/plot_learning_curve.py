@@ -1,6 +1,8 @@
 """Learning curve of an `hf-jacobi train` run: held-out TPF after each round against training tokens and wall time.
 
-    python examples/plot_learning_curve.py runs/smollm2_jf docs/learning_curve.png
+    python examples/plot_learning_curve.py runs/smollm2_jf docs/learning_curve.png ["previous adapter=1.18"]
+
+Optional `LABEL=TPF` arguments draw reference lines (e.g. another model measured the same way).
 """
 
 import json
@@ -30,13 +32,17 @@ def curve(run: Path) -> list[dict]:
     return points
 
 
-def main(run: str, out: str) -> None:
+def main(run: str, out: str, *references: str) -> None:
     points = curve(Path(run))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((axes[0], "tokens", "training tokens"), (axes[1], "seconds", "wall time (s, collect + train + measure)")):
         ax.plot([p[key] for p in points], [p["tpf"] for p in points], marker="o")
         for p in points:
             ax.annotate(p["round"].replace("round_", "r"), (p[key], p["tpf"]), textcoords="offset points", xytext=(4, 4))
+        for reference in references:
+            name, value = reference.rsplit("=", 1)
+            ax.axhline(float(value), linestyle="--", color="gray")
+            ax.annotate(name, (0, float(value)), textcoords="offset points", xytext=(4, -12), color="gray")
         ax.set_xlabel(label)
         ax.set_ylabel("tokens per forward (block 16, unseen prompts)")
         ax.grid(alpha=0.3)
@@ -47,4 +53,4 @@ def main(run: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:])
