@@ -32,7 +32,7 @@ RECIPE = [
     "--consistency_normalization", "token", "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1",
     "--gradient_checkpointing", "false", "--bf16", "true", "--use_cpu", "--report_to", "none", "--save_steps", "10",
     "--save_total_limit", "1", "--logging_steps", "5", "--max_minutes", "12", "--export_rank", "64",
-    "--dataloader_num_workers", "0", "--num_train_epochs", "1",
+    "--dataloader_num_workers", "0", "--num_train_epochs", "1", "--trim_loops", "true",
 ]  # fmt: skip
 
 

@@ -128,3 +128,29 @@ def test_validate_packed_dataset():
         validate_packed_dataset(packed, max_length=19)
     with pytest.raises(ValueError, match=r"pack_trajectories"):
         validate_packed_dataset(Dataset.from_list(random_trajectory_records(1, 4)))
+
+
+def test_pack_states_from_trajectories_and_decoding_records():
+    from hf_jacobi.training import pack_states
+
+    # trajectory records: every iterate but the fixed point becomes a state at its block's start
+    trajectory = [[[9, 9], [5, 9], [5, 6]], [[9, 9], [7, 8]]]
+    packed = pack_states([{"prompt_ids": [1], "trajectory": trajectory}], block_size=2)
+    assert packed[0]["clean_ids"] == [5, 6, 7, 8]
+    assert packed[0]["noisy_starts"] == [0, 0, 2] and packed[0]["noisy_blocks"] == [[9, 9], [5, 9], [9, 9]]
+    # decoding records: kept, cut at EOS (3), states past it dropped, at most max_states
+    record = {"prompt_ids": [1], "clean_ids": [5, 6, 3, 0], "noisy_starts": [0, 1, 2], "noisy_blocks": [[5, 9], [6, 9], [3, 9]]}
+    packed = pack_states([record], block_size=2, eos_token_id=3)
+    assert packed[0]["clean_ids"] == [5, 6, 3] and packed[0]["noisy_starts"] == [0, 1]
+    assert len(pack_states([record], block_size=2, eos_token_id=3, max_states=1)[0]["noisy_starts"]) == 1
+
+
+def test_pack_states_trims_loops():
+    from hf_jacobi.training import pack_states
+
+    looping = [5, 6, 7] + [4] * 40  # an exact 1-token loop to the token limit, no EOS
+    record = {"prompt_ids": [1], "clean_ids": looping, "noisy_starts": [0, 2, 30], "noisy_blocks": [[5, 9], [7, 9], [4, 9]]}
+    kept = pack_states([record], block_size=2, eos_token_id=3)[0]
+    trimmed = pack_states([record], block_size=2, eos_token_id=3, trim_loops=True)[0]
+    assert len(kept["clean_ids"]) == 43 and kept["noisy_starts"] == [0, 2, 30]
+    assert trimmed["clean_ids"] == [5, 6, 7, 4] and trimmed["noisy_starts"] == [0, 2]

@@ -400,6 +400,7 @@ def pack_states(
     eos_token_id: int | Sequence[int] | None = None,
     max_states: int | None = None,
     seed: int = 0,
+    trim_loops: bool = False,
 ) -> Dataset:
     """Records in the state layout (`prompt_ids`, `clean_ids`, `noisy_starts`, `noisy_blocks`) for the collator.
 
@@ -411,7 +412,9 @@ def pack_states(
       becomes a state at its block's start, including the all-filler first iterate every decoded block starts from
       (a schedule that keeps one iterate per block never shows most of them); at most `max_states`, drawn evenly.
 
-    The clean continuation ends at its first EOS (tokens after it are padding).
+    The clean continuation ends at its first EOS (tokens after it are padding). With `trim_loops`, a continuation
+    without EOS that ends in an exact repetition loop (see [`loop_start`]) is cut before the loop's second period,
+    with the states past the cut: as AR targets, and as states that are trivially predictable, loops teach looping.
     """
     eos_ids = set() if eos_token_id is None else {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id)
     if max_states is not None and max_states < 1:
@@ -427,8 +430,11 @@ def pack_states(
             states = list(zip(record["noisy_starts"], record["noisy_blocks"]))
         else:
             raise ValueError(f"Record {index}: expected 'trajectory' or 'noisy_starts'/'noisy_blocks', got {sorted(record)}.")
-        end = next((i + 1 for i, t in enumerate(clean) if t in eos_ids), len(clean))
-        clean = clean[:end]
+        end = next((i + 1 for i, t in enumerate(clean) if t in eos_ids), None)
+        if end is None and trim_loops:
+            loop = loop_start(clean)
+            end = len(clean) if loop is None else loop[0] + loop[1]
+        clean = clean[: end or len(clean)]
         states = [(s, b) for s, b in states if s + block_size <= len(clean) and list(b) != clean[s : s + block_size]]
         if max_states is not None and len(states) > max_states:
             keep = np.random.default_rng([seed, index]).choice(len(states), max_states, replace=False)
@@ -440,11 +446,11 @@ def pack_states(
         packed = records.map(pack_one, with_indices=True, remove_columns=records.column_names, features=STATE_FEATURES)
     else:
         packed = Dataset.from_list([pack_one(r, i) for i, r in enumerate(records)], features=STATE_FEATURES)
-    packed = packed.filter(lambda starts: len(starts) > 0, input_columns="noisy_starts")
+    packed = packed.filter(lambda starts: len(starts) > 0, input_columns="noisy_starts")  # also fully trimmed ones
     if len(packed) == 0:
         raise ValueError("No record has a noisy state to train on (every draft already equals the clean tokens).")
     packed.info.description = _PACKING_INFO_PREFIX + json.dumps(
         {"block_size": block_size, "strategy": "states", "max_states": max_states, "min_ratio": None,
-         "max_ratio": None, "window": None}
+         "max_ratio": None, "window": None, "trim_loops": trim_loops}
     )
     return packed

@@ -240,7 +240,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
         trainer = None
         if not final.exists():
             train_dataset = pack_states(records, n, eos_token_id=tokenizer.eos_token_id,
-                                        max_states=script_args.max_states)
+                                        max_states=script_args.max_states, trim_loops=training_args.trim_loops)
             if not model_args.use_peft and not script_args.train_embeddings:
                 # Only the weight matrices of the transformer layers train: embeddings, norms and biases stay
                 for param in model.parameters():
