@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The SmolLM2 recipe (examples/train_smollm2.py) in one shot on a lent GPU machine that has no network.
+# The SmolLM2 recipe (examples/train_smollm2_lora.py) in one shot on a lent GPU machine that has no network.
 #
 #   bash examples/gpu_recipe.sh setup     # wheels from .whl/ into /tmp/site; GGUF parts from .gpu/ into /tmp/gguf
 #   bash examples/gpu_recipe.sh kernels   # kernel tests + verification microbenchmark (issue 7)
@@ -60,10 +60,10 @@ train() {
     log "collected $(wc -l < "$RUN/traj/trajectories.jsonl") trajectories"
     cat "$RUN/traj/collect_config.json" >> "$OUT/log.txt" 2>/dev/null
     log "train (LoRA r=64, at most $TRAIN_MINUTES min)"
-    python3 examples/train_smollm2.py --trajectories "$RUN/traj" --output-dir "$RUN/train" --block-size 16 \
+    python3 examples/train_smollm2_lora.py --trajectories "$RUN/traj" --output-dir "$RUN/train" --block-size 16 \
         --batch-size 16 --grad-accum 1 --epochs 30 --repacks 7 --learning-rate 5e-4 --lora-r 64 \
         --save-every 100000 --max-minutes "$TRAIN_MINUTES" --time-cosine --keep-partial 2>&1 | grep -v "it/s]" | tail -8 | tee -a "$OUT/log.txt"
-    python3 examples/train_smollm2.py --trajectories "$RUN/traj" --output-dir "$RUN/train" --block-size 16 \
+    python3 examples/train_smollm2_lora.py --trajectories "$RUN/traj" --output-dir "$RUN/train" --block-size 16 \
         --ship --tpf-prompts 2 2>&1 | grep "TPF\|shipped" | tee -a "$OUT/log.txt"
     python3 - "$OUT" <<'EOF'
 import sys, json
