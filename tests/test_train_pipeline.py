@@ -59,7 +59,7 @@ def test_train_command_refuses_other_settings_and_bad_input(setup):
 
 
 def test_train_command_refuses_a_prompt_too_long_for_the_model(setup, tmp_path):
-    out, argv = setup
+    _, argv = setup
     long_prompts = tmp_path / "long.jsonl"
     long_prompts.write_text(json.dumps({"prompt": " ".join(["t5"] * 3000)}) + "\n" + json.dumps({"prompt": "t6"}))
     argv = [a if a != str(tmp_path / "prompts.jsonl") else str(long_prompts) for a in argv]

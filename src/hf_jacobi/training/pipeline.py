@@ -169,7 +169,6 @@ def _load_base(model_args, device):
 
 def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_args) -> dict:
     """Run (or resume) every round; returns the TPF measured after each round."""
-    from datasets import load_dataset
     from trl import get_peft_config
 
     from ..collection import CollectConfig, collect_trajectories, load_prompts
