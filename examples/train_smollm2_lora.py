@@ -18,7 +18,6 @@ that is how the shipped adapter's first stage was trained. Its second stage ran 
 
 import argparse
 import json
-import math
 import shutil
 import time
 from pathlib import Path
@@ -26,47 +25,14 @@ from pathlib import Path
 import torch
 from datasets import concatenate_datasets, load_dataset
 from safetensors.torch import load_file, save_file
-from transformers import TrainerCallback
 
 import hf_jacobi
-from hf_jacobi.benchmark import humaneval_prompt, load_humaneval
+from hf_jacobi.benchmark import humaneval_instruction, load_humaneval
 from hf_jacobi.demo import ADAPTER_DIR, load_model
-from hf_jacobi.training import JacobiForcingConfig, JacobiForcingTrainer, pack_trajectories
+from hf_jacobi.training import JacobiForcingConfig, JacobiForcingTrainer, pack_trajectories, pipeline
+from hf_jacobi.training.pipeline import TimeBox
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class TimeBox(TrainerCallback):
-    """Stop (and save a checkpoint) once `minutes` of training have passed in this run; rerun to continue."""
-
-    def __init__(self, minutes):
-        self.seconds = 60 * minutes
-        self.start = time.monotonic()
-        self.hit = False
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.monotonic()
-
-    def fraction(self) -> float:
-        return min((time.monotonic() - self.start) / self.seconds, 1.0)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if time.monotonic() - self.start > self.seconds:
-            control.should_training_stop = control.should_save = self.hit = True
-        return control
-
-
-def time_cosine_scheduler(optimizer, timebox: TimeBox, warmup: float = 0.03):
-    """Warm-up + cosine decay over the time box instead of a step count: a one-shot run on hardware of unknown speed
-    still ends annealed (and the Trainer logs the learning rate actually used)."""
-
-    def scale(_step):
-        t = timebox.fraction()
-        if t < warmup:
-            return max(t / warmup, 0.01)
-        return max(0.5 * (1 + math.cos(math.pi * (t - warmup) / (1 - warmup))), 0.01)
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, scale)
 
 
 def load_records(paths: list[Path]):
@@ -87,16 +53,9 @@ def packed_dataset(records, block_size, repacks, eos_token_id, trim_loops=True):
     return concatenate_datasets(parts).shuffle(seed=0)
 
 
-@torch.no_grad()
 def measure_tpf(model, tokenizer, block_size, num_prompts, max_new_tokens):
-    tokens = forwards = 0
-    for problem in load_humaneval(num_prompts):
-        inputs = tokenizer(humaneval_prompt(tokenizer, problem), return_tensors="pt").to(model.device)
-        out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, generation_mode="jacobi",
-                             block_size=block_size, return_dict_in_generate=True)
-        tokens += int(out.accepted_tokens.sum())
-        forwards += out.num_forwards
-    return tokens / forwards
+    prompts = [humaneval_instruction(problem) for problem in load_humaneval(num_prompts)]
+    return pipeline.measure_tpf(model, tokenizer, prompts, block_size, max_new_tokens)["tpf"]
 
 
 def main():
@@ -179,7 +138,7 @@ def main():
     trainer = JacobiForcingTrainer(model=model, args=config, train_dataset=train_dataset, processing_class=tokenizer,
                                    peft_config=peft_config, callbacks=[timebox])
     if args.time_cosine:  # the Trainer keeps a scheduler that is set before `train`
-        trainer.lr_scheduler = time_cosine_scheduler(trainer.create_optimizer(), timebox)
+        trainer.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(trainer.create_optimizer(), timebox.scale)
     resume = any(args.output_dir.glob("checkpoint-*"))
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume or None)

@@ -91,10 +91,13 @@ def load_humaneval(num_prompts: int | None = None, offset: int = 0) -> list[dict
     return problems[offset:end]
 
 
+def humaneval_instruction(problem: dict) -> str:
+    """The user message asking for a HumanEval completion (before the chat template)."""
+    return f"Complete the following Python function.\n```python\n{problem['prompt']}```"
+
+
 def humaneval_prompt(tokenizer, problem: dict) -> str:
-    return chat_prompt(
-        tokenizer, f"Complete the following Python function.\n```python\n{problem['prompt']}```"
-    )
+    return chat_prompt(tokenizer, humaneval_instruction(problem))
 
 
 def extract_code(completion: str) -> str:

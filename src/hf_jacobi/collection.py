@@ -253,6 +253,24 @@ def decoding_states(model, tokenizer, batch, config: CollectConfig, seed: int) -
     return rows
 
 
+@torch.no_grad()
+def _chunk_trajectories(model, tokenizer, batch, config: CollectConfig, first_index: int, eos) -> list:
+    """Both phases for one batch: the greedy continuation, padded to whole blocks, then every block's iterates."""
+    n = config.block_size
+    sequences = model.generate(
+        **batch, do_sample=False, max_new_tokens=-(-config.max_new_tokens // n) * n, generation_mode="jacobi",
+        block_size=config.generate_block_size or n, pad_token_id=tokenizer.pad_token_id,
+    )
+    # Whole blocks: pad the continuation (rows past their EOS are padding already) to a multiple of n.
+    width = batch["input_ids"].shape[1]
+    blocks_here = -(-(sequences.shape[1] - width) // n)
+    sequences = torch.nn.functional.pad(sequences, (0, width + blocks_here * n - sequences.shape[1]),
+                                        value=tokenizer.pad_token_id)
+    attention_mask = torch.cat([batch["attention_mask"], torch.ones_like(sequences[:, width:])], dim=-1)
+    draft = JacobiDraft(batch["input_ids"], batch["attention_mask"], n, config.draft_init, config.seed + first_index)
+    return jacobi_trajectories(model, sequences, attention_mask, width, n, blocks_here, draft, eos)
+
+
 def _read_done(path: Path, batch_size: int, total: int) -> dict[int, dict]:
     """Records of complete chunks from a previous run; a chunk cut short by an interruption is redone."""
     if not path.exists():
@@ -327,7 +345,6 @@ def collect_trajectories(
         raise ValueError("The tokenizer has no pad token; set tokenizer.pad_token = tokenizer.eos_token.")
     tokenizer.padding_side = "left"
     n = config.block_size
-    num_blocks = -(-config.max_new_tokens // n)
     records_path = output_dir / RECORDS_FILE
     done = _read_done(records_path, config.batch_size, len(prompts))
     if records_path.exists():  # rewrite without torn or partial chunks
@@ -344,36 +361,15 @@ def collect_trajectories(
             texts = [chat_prompt(tokenizer, prompts[i]) for i in chunk]
             batch = tokenizer(texts, return_tensors="pt", padding=True).to(model.device)
             if config.states == "decoding":
-                rows = decoding_states(model, tokenizer, batch, config, config.seed + chunk[0])
-                lines = []
-                for row, index in enumerate(chunk):
-                    prompt_ids = batch["input_ids"][row][batch["attention_mask"][row].bool()].tolist()
-                    lines.append(json.dumps({
-                        "prompt_index": index, "chunk": chunk_id, "prompt": prompts[index], "prompt_ids": prompt_ids,
-                        "block_size": n, **rows[row],
-                    }) + "\n")
-                _append(records_path, lines)
-                new_chunks += 1
-                continue
-            with torch.no_grad():
-                sequences = model.generate(
-                    **batch, do_sample=False, max_new_tokens=num_blocks * n, generation_mode="jacobi",
-                    block_size=config.generate_block_size or n, pad_token_id=tokenizer.pad_token_id,
-                )
-            # Whole blocks: pad the continuation (rows past their EOS are padding already) to a multiple of n.
-            width = batch["input_ids"].shape[1]
-            blocks_here = -(-(sequences.shape[1] - width) // n)
-            sequences = torch.nn.functional.pad(sequences, (0, width + blocks_here * n - sequences.shape[1]),
-                                                value=tokenizer.pad_token_id)
-            attention_mask = torch.cat([batch["attention_mask"], torch.ones_like(sequences[:, width:])], dim=-1)
-            draft = JacobiDraft(batch["input_ids"], batch["attention_mask"], n, config.draft_init, config.seed + chunk[0])
-            trajectories = jacobi_trajectories(model, sequences, attention_mask, width, n, blocks_here, draft, eos)
+                fields = decoding_states(model, tokenizer, batch, config, config.seed + chunk[0])
+            else:
+                fields = [{"trajectory": t} for t in _chunk_trajectories(model, tokenizer, batch, config, chunk[0], eos)]
             lines = []
             for row, index in enumerate(chunk):
                 prompt_ids = batch["input_ids"][row][batch["attention_mask"][row].bool()].tolist()
                 lines.append(json.dumps({
                     "prompt_index": index, "chunk": chunk_id, "prompt": prompts[index], "prompt_ids": prompt_ids,
-                    "block_size": n, "trajectory": trajectories[row],
+                    "block_size": n, **fields[row],
                 }) + "\n")
             _append(records_path, lines)
             new_chunks += 1

@@ -198,6 +198,12 @@ class JacobiForcingCollator(DataCollatorMixin):
             return []
         return [self.eos_token_id] if isinstance(self.eos_token_id, int) else list(self.eos_token_id)
 
+    def _first_eos(self, clean: torch.Tensor) -> int:
+        """Index of the first EOS in the clean continuation (its length when there is none): later tokens are padding."""
+        eos_ids = self._eos_ids()
+        hits = torch.isin(clean, torch.tensor(eos_ids)).nonzero() if eos_ids else torch.empty(0)
+        return int(hits[0]) if len(hits) else len(clean)
+
     def _layout(self, i: int, example: dict[str, Any], block_size: int | None) -> dict[str, torch.Tensor]:
         """Packed tensors of one example (all 1D, length `S_i = P + 2*T*n`, or `T*n` for the block indices)."""
         name = f"Example {i} of the batch" + (
@@ -258,9 +264,7 @@ class JacobiForcingCollator(DataCollatorMixin):
 
         # First EOS in the clean continuation: tokens after it are padding
         clean_flat = clean.reshape(-1)  # [T*n]
-        eos_ids = self._eos_ids()
-        eos_hits = torch.isin(clean_flat, torch.tensor(eos_ids)).nonzero() if eos_ids else torch.empty(0)
-        first_eos = int(eos_hits[0]) if len(eos_hits) else T * n
+        first_eos = self._first_eos(clean_flat)
         g = torch.arange(T * n)  # index along the clean continuation
 
         # AR targets along prompt + c_0 + c_1 ..., pre-shifted
@@ -327,9 +331,7 @@ class JacobiForcingCollator(DataCollatorMixin):
         start_of = torch.cat([torch.full((P,), -1), torch.arange(C), start.repeat_interleave(n)])
         position_ids = torch.cat([torch.arange(P + C), (P + along).reshape(-1)])
 
-        eos_ids = self._eos_ids()
-        eos_hits = torch.isin(clean, torch.tensor(eos_ids)).nonzero() if eos_ids else torch.empty(0)
-        first_eos = int(eos_hits[0]) if len(eos_hits) else C
+        first_eos = self._first_eos(clean)
         shift_labels = torch.full_like(input_ids, IGNORE_INDEX)
         if self.train_on_prompt:
             shift_labels[: P - 1] = prompt[1:]

@@ -145,9 +145,9 @@ def measure_tpf(model, tokenizer, prompts: list[str], block_size: int, max_new_t
 
 def _eval_prompts(count: int) -> list[str]:
     """Unseen prompts for TPF: HumanEval's first problems (an evaluation set, never trained on)."""
-    from ..benchmark import load_humaneval
+    from ..benchmark import humaneval_instruction, load_humaneval
 
-    return [f"Complete the following Python function.\n```python\n{p['prompt']}```" for p in load_humaneval(count)]
+    return [humaneval_instruction(p) for p in load_humaneval(count)]
 
 
 def _load_base(model_args, device):
