@@ -10,7 +10,7 @@ from conftest import make_tiny_model, padded_batch
 from test_multiblock import PROMPT, markov_model
 
 import hf_jacobi
-from hf_jacobi import auto
+from hf_jacobi.generation import auto
 
 FLAT = {size: 1.0 for size in auto.CALIBRATION_SIZES}  # a GPU-like device: more tokens per forward are free
 LINEAR = {size: float(size) for size in auto.CALIBRATION_SIZES}  # a device where every token costs the same
@@ -206,11 +206,11 @@ def test_bad_input_clear_errors(kwargs, message, count_measurements):
 
 
 def test_auto_without_hf_jacobi_policy_is_refused():
-    """The exported custom_generate (jacobi.py alone) cannot time the model: it says what to do."""
+    """`jacobi_decode` called directly, without a policy, cannot time the model: it says what to do."""
     model = make_tiny_model("llama")
     ids, _ = padded_batch(1, [6])
     with pytest.raises(ValueError, match="int block_size"):
-        model.generate(ids, custom_generate=hf_jacobi.jacobi.jacobi_decode, block_size="auto", max_new_tokens=4,
+        model.generate(ids, custom_generate=hf_jacobi.jacobi_decode, block_size="auto", max_new_tokens=4,
                        do_sample=False)
 
 

@@ -1,4 +1,4 @@
-"""Multi-block decoding and rejection recycling (spec §2): lossless, effective where they should be, unbiased under
+"""Multi-block decoding and rejection recycling (arXiv 2512.14681 §4.2): lossless, effective where they should be, unbiased under
 sampling, and clear about bad input. The family-wide greedy identity lives in test_decoding_equivalence.py."""
 
 from collections import Counter
@@ -9,7 +9,8 @@ import transformers
 from conftest import make_tiny_model, padded_batch
 
 import hf_jacobi  # noqa: F401
-from hf_jacobi import jacobi
+from hf_jacobi import generation
+from hf_jacobi.generation import candidates as sources
 
 PROMPT = torch.tensor([[9, 10, 11, 12, 13, 14, 15, 6]])
 CYCLE = (3, 4, 5, 6, 7)
@@ -154,44 +155,94 @@ def test_recycling_with_prefix_dependent_logits_processors(family):
         assert out.recycled_wins.sum() > 0  # candidate rows were scored and chosen
 
 
-def test_rejection_pool_unit():
-    pool = jacobi.RejectionPool(batch_size=2, pool_size=2)
-    block = torch.tensor([[1, 2, 8, 9, 4], [5, 6, 7, 8, 9]])
-    predictions = torch.tensor([[2, 3, 9, 4, 0], [6, 7, 8, 9, 1]])
-    accepted = jacobi.accept_length(block, predictions)
-    assert accepted.tolist() == [2, 5]
-    pool.update_candidate_strategy(block, predictions, accepted)
+def _step(candidates, context=None, unfinished=None, block_size=None, max_length=100):
+    candidates = torch.tensor(candidates)
+    if candidates.dim() == 2:
+        candidates = candidates[:, None]
+    batch = candidates.shape[0]
+    context = candidates[:, 0, :1] if context is None else torch.tensor(context)
+    unfinished = torch.ones(batch, dtype=torch.bool) if unfinished is None else torch.tensor(unfinished)
+    return sources.DraftStep(context, unfinished, block_size or candidates.shape[-1], max_length, candidates)
+
+
+def _verified(block, predictions, num_accepted=1):
+    block, predictions = torch.tensor(block)[:, None], torch.tensor(predictions)[:, None]
+    accepted = generation.accept_length(block[:, 0], predictions[:, 0])[:, None]
+    chosen = torch.zeros(block.shape[0], dtype=torch.long)
+    return generation.Verification(block, predictions, accepted, chosen, num_accepted)
+
+
+def test_rejection_recycling_unit():
+    pool = sources.RejectionRecycling(batch_size=2, pool_size=2)
+    block = [[1, 2, 8, 9, 4], [5, 6, 7, 8, 9]]
+    verification = _verified(block, [[2, 3, 9, 4, 0], [6, 7, 8, 9, 1]], num_accepted=2)
+    assert verification.accepted[:, 0].tolist() == [2, 5]
+    pool.update_candidate_strategy(_step(block), verification)
     # row 0 rejected at index 2 (8 != 3); the tail 8, 9, 4 is self-consistent (9 after 8, 4 after 9), then 0
     assert pool.pools == [[(8, 9, 4, 0)], []]  # row 1 was fully accepted: nothing rejected
-    assert pool.get_candidates(torch.tensor([[3, 1, 1, 1], [8, 1, 1, 1]])) is None  # keys are per sequence
-    candidates = pool.get_candidates(torch.tensor([[8, 1, 1], [5, 5, 5]]))
+    unchanged = _step([[3, 1, 1, 1], [8, 1, 1, 1]])
+    assert pool.get_candidates(unchanged) is unchanged.candidates  # keys are per sequence: no new row
+    candidates = pool.get_candidates(_step([[8, 1, 1], [5, 5, 5]]))
     assert candidates.tolist() == [[[8, 1, 1], [8, 9, 4]], [[5, 5, 5], [5, 5, 5]]]
-    candidates = pool.get_candidates(torch.tensor([[8, 1, 1, 1, 1, 1]]))
+    candidates = pool.get_candidates(_step([[8, 1, 1, 1, 1, 1]]))
     assert candidates.tolist() == [[[8, 1, 1, 1, 1, 1], [8, 9, 4, 0, 1, 1]]]
+    # a finished sequence gets no recycled row
+    finished = _step([[8, 1, 1], [5, 5, 5]], unfinished=[False, True])
+    assert pool.get_candidates(finished) is finished.candidates
     # at most pool_size n-grams per sequence, oldest dropped first; a repeated n-gram is refreshed, not duplicated
     for tail in ([3, 3], [4, 4], [3, 3]):
-        pool.update_candidate_strategy(torch.tensor([[0] + tail, [0, 0, 0]]), torch.tensor([[1, 1, 0], [0, 0, 0]]),
-                                       torch.tensor([1, 3]))  # rejected at index 1: the n-gram (tail[0], 1)
+        block = [[0] + tail, [0, 0, 0]]  # row 0 rejected at index 1: the n-gram (tail[0], 1)
+        pool.update_candidate_strategy(_step(block), _verified(block, [[1, 1, 0], [0, 0, 0]]))
     assert pool.pools[0] == [(4, 1), (3, 1)]
 
 
 def test_context_lookup_unit():
-    lookup = jacobi.RejectionPool.lookup
+    lookup = generation.prompt_lookup
     assert lookup([1, 2, 3, 4, 1, 2], 2) == [3, 4, 1, 2]  # the bigram (1, 2) occurred at the start
     assert lookup([5, 1, 7, 9, 1], 2) == [7, 9, 1]  # no earlier (9, 1): falls back to the unigram 1
     assert lookup([1, 8, 1, 9, 1], 1) == [9, 1]  # the most recent earlier occurrence wins
     assert lookup([1, 2, 3], 3) == [] and lookup([4], 2) == []
     assert lookup([7, 1, 2, 1, 2], 2, max_tokens=5) == [1, 2, 1, 2, 1]  # overlapping match: continued periodically
     assert lookup([1, 2, 3, 4, 1, 2], 2, max_tokens=1) == [3]
-    pool = jacobi.RejectionPool(batch_size=2, pool_size=0, lookup_ngram=2)
-    context = torch.tensor([[3, 4, 5, 6, 3, 4], [9, 9, 8, 7, 6, 5]])
-    candidates = pool.get_candidates(torch.tensor([[4, 0, 0], [5, 1, 2]]), context)
+    rows = sources.ContextLookupRows(max_ngram=2)
+    context = [[3, 4, 5, 6, 3, 4], [9, 9, 8, 7, 6, 5]]
+    candidates = rows.get_candidates(_step([[4, 0, 0], [5, 1, 2]], context))
     # row 0: after the earlier (3, 4) came 5, 6; row 1: 5 never occurred before, so it keeps only its draft
     assert candidates.tolist() == [[[4, 0, 0], [4, 5, 6]], [[5, 1, 2], [5, 1, 2]]]
     # a finished sequence (row 0 here) gets no candidates, so it does not widen the batch's forward
-    assert pool.get_candidates(torch.tensor([[4, 0, 0], [5, 1, 2]]), context, torch.tensor([False, True])) is None
-    pool.update_candidate_strategy(torch.tensor([[4, 0, 0]]), torch.tensor([[1, 1, 1]]), torch.tensor([1]))
-    assert pool.pools == [[], []]  # pool_size=0: lookup only, nothing recycled
+    finished = _step([[4, 0, 0], [5, 1, 2]], context, unfinished=[False, True])
+    assert rows.get_candidates(finished).shape[1] == 1
+    # recycled rows come first, the lookup row after them; duplicates are dropped, missing rows repeat the draft
+    pool = sources.RejectionRecycling(batch_size=2, pool_size=2)
+    pool.pools = [[(4, 5, 6)], [(5, 7)]]
+    step = _step([[4, 0, 0], [5, 1, 2]], context)
+    step.candidates = pool.get_candidates(step)
+    assert rows.get_candidates(step).tolist() == [[[4, 0, 0], [4, 5, 6]], [[5, 1, 2], [5, 7, 2]]]
+
+
+def test_toy_source_plugs_into_the_loop(cyclic_model):
+    """A user-defined draft source (here an oracle that knows the model's cycle) needs no change to the loop: passed as
+    `candidate_sources=[...]`, it adds rows that are verified, chosen and told what was accepted."""
+
+    class CycleOracle(sources.CandidateSource):
+        def __init__(self):
+            self.updates = 0
+
+        def get_candidates(self, step):
+            last = step.candidates[:, 0, 0].tolist()
+            rows = [[[CYCLE[(CYCLE.index(t) + i) % len(CYCLE)] if t in CYCLE else t for i in range(step.length)]]
+                    for t in last]
+            return sources.add_rows(step.candidates, rows)
+
+        def update_candidate_strategy(self, step, verification):
+            self.updates += 1
+
+    oracle = CycleOracle()
+    reference = cyclic_model.generate(PROMPT, do_sample=False, max_new_tokens=40)
+    out = jacobi_run(cyclic_model, PROMPT, block_size=5, max_new_tokens=40, candidate_sources=[oracle])
+    torch.testing.assert_close(out.sequences, reference, rtol=0, atol=0)
+    assert oracle.updates == out.num_forwards and out.candidate_rows.max() == 2
+    assert out.tokens_per_forward > 4.0, out.tokens_per_forward  # the oracle's row wins every forward
 
 
 def test_context_lookup_is_lossless_and_helps_on_repeats(cyclic_model):
@@ -210,12 +261,16 @@ def test_context_lookup_is_lossless_and_helps_on_repeats(cyclic_model):
 
 def test_context_lookup_in_the_draft(cyclic_model):
     """`lookup_mode="draft"`: the continuation replaces the Jacobi draft in one row and lengthens the block to fit."""
-    draft = jacobi.JacobiDraft(torch.tensor([[3, 4, 5], [6, 7, 8]]), None, 4, "repeat", 0)
-    block = draft.get_candidates(torch.tensor([5, 8]), 5, lookup=[[1, 2], []])
-    assert block.tolist() == [[5, 1, 2, 5, 5], [8, 8, 8, 8, 8]]  # row 1 had no match: its own draft (filler) stays
+    draft = sources.JacobiDraft(torch.tensor([[3, 4, 5], [6, 7, 8]]), None, 4, "repeat", 0)
+    lookup = sources.ContextLookupDraft(max_ngram=2, num_tokens=4)
+    step = _step([[5], [8]], context=[[1, 2, 5, 1, 2, 5], [4, 5, 6, 7, 9, 8]], block_size=5)
+    step.candidates = lookup.get_candidates(step)
+    assert step.candidates.tolist() == [[[5, 1, 2, 5, 1]], [[8, -1, -1, -1, -1]]]  # row 1: no match
+    step.candidates = draft.get_candidates(step)
+    assert step.candidates.tolist() == [[[5, 1, 2, 5, 1]], [[8, 8, 8, 8, 8]]]  # the Jacobi block fills the rest
     context = torch.tensor([[1, 2, 3, 1, 2], [4, 5, 6, 7, 8]])
-    assert jacobi.RejectionPool.lookup_rows(context, 2, 2) == [[3, 1], []]
-    assert jacobi.RejectionPool.lookup_rows(context, 2, 2, torch.tensor([False, True])) == [[], []]  # finished: none
+    assert sources.lookup_rows(context, 2, 2) == [[3, 1], []]
+    assert sources.lookup_rows(context, 2, 2, torch.tensor([False, True])) == [[], []]  # finished: none
 
     reference = cyclic_model.generate(PROMPT, do_sample=False, max_new_tokens=60)
     out = jacobi_run(cyclic_model, PROMPT, block_size=2, lookup_ngram=2, lookup_mode="draft", lookup_num_tokens=9)
@@ -230,21 +285,23 @@ def test_context_lookup_in_the_draft(cyclic_model):
 
 
 def test_multi_block_draft_lengths():
-    draft = jacobi.MultiBlockDraft(torch.tensor([[3, 4, 5]]), None, 4, "repeat", 0, num_blocks=3, spawn_ratio=0.5)
+    draft = sources.MultiBlockDraft(torch.tensor([[3, 4, 5]]), None, 4, "repeat", 0, num_blocks=3, spawn_ratio=0.5)
     assert draft.draft_length(4) == 4
-    block = torch.tensor([[1, 2, 3, 9]])
-    draft.update_candidate_strategy(torch.tensor([[2, 3, 4, 5]]), 3, block, 4)  # 3 of 4 settled >= ceil(0.5 * 4)
+
+    def update(block, predictions, num_accepted):
+        draft.update_candidate_strategy(_step(block, block_size=4), _verified(block, predictions, num_accepted))
+
+    update([[1, 2, 3, 9]], [[2, 3, 4, 5]], 3)  # 3 of 4 settled >= ceil(0.5 * 4)
     assert draft.spawn and draft.draft_length(4) == 8
-    block = torch.tensor([[5, 9, 9, 9, 9, 9, 9, 9]])
-    draft.update_candidate_strategy(torch.tensor([[1] * 8]), 1, block, 4)  # not confident: keep what is in flight
+    update([[5, 9, 9, 9, 9, 9, 9, 9]], [[1] * 8], 1)  # not confident: keep what is in flight
     assert not draft.spawn and draft.draft_length(4) == 8  # bonus + 7 carried predictions
-    draft.update_candidate_strategy(torch.tensor([[1] * 8]), 6, torch.tensor([[1] * 8]), 4)
+    update([[1] * 8], [[1] * 8], 6)
     assert draft.spawn and draft.draft_length(4) == 12  # capped at num_blocks * n
 
 
 def test_choose_rows_prefers_the_draft_on_ties():
     accepted = torch.tensor([2, 2, 1, 1, 3, 3, 4, 1, 4])
-    assert jacobi.choose_rows(accepted, 3).tolist() == [0, 1, 0]
+    assert generation.choose_rows(accepted, 3).tolist() == [0, 1, 0]
 
 
 def _coupled_choice_counts(group_size, trials=30000, seed=0):
@@ -256,8 +313,8 @@ def _coupled_choice_counts(group_size, trials=30000, seed=0):
     rows = drafts.repeat(trials, 1)
     scores = table[rows].log()  # a row's position i is scored after its own token i
     torch.manual_seed(seed)
-    predictions, accepted = jacobi.verify_block(rows, scores, do_sample=True, group_size=group_size)
-    keep = torch.arange(trials) * 3 + jacobi.choose_rows(accepted, 3)
+    predictions, accepted = generation.verify_block(rows, scores, do_sample=True, group_size=group_size)
+    keep = torch.arange(trials) * 3 + generation.choose_rows(accepted, 3)
     y0, y1 = predictions[keep, 0], predictions[keep, 1]
     fresh = torch.multinomial(table[y0], 1)[:, 0]
     y1 = torch.where(accepted[keep] >= 2, y1, fresh)
@@ -285,7 +342,7 @@ def test_choice_among_sampled_candidate_rows_is_unbiased():
 def test_shared_random_numbers_keep_each_row_exact():
     scores = torch.tensor([[0.0, 1.0, 2.0], [0.0, 1.0, 2.0], [2.0, 0.0, -1.0]]).repeat(4000, 1)[:, None, :]
     torch.manual_seed(0)
-    tokens = jacobi.select_tokens(scores, True, group_size=3).view(-1, 3)
+    tokens = generation.select_tokens(scores, True, group_size=3).view(-1, 3)
     assert torch.equal(tokens[:, 0], tokens[:, 1])  # equal distributions in a group: equal tokens
     for column in (0, 2):
         frequencies = torch.bincount(tokens[:, column], minlength=3).double() / tokens.shape[0]

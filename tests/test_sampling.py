@@ -8,7 +8,7 @@ import torch
 import transformers
 
 import hf_jacobi  # noqa: F401
-from hf_jacobi import jacobi
+from hf_jacobi.generation import verification
 
 N = 2000
 PROMPT = torch.tensor([[5, 7, 3, 8, 1, 2]])
@@ -58,7 +58,7 @@ def test_sampling_matches_ordinary_sampling(small_vocab_model, monkeypatch):
     assert stat < critical, (stat, critical)
 
     # Control: accepting every draft token unverified must be detected.
-    monkeypatch.setattr(jacobi, "accept_length", lambda draft, predictions: torch.full(
+    monkeypatch.setattr(verification, "accept_length", lambda draft, predictions: torch.full(
         (draft.shape[0],), draft.shape[1], dtype=torch.long))
     broken, _ = sample_pairs(small_vocab_model, seed=1, generation_mode="jacobi", block_size=4)
     stat, critical = chi_square(reference, broken)

@@ -5,11 +5,13 @@ transformers causal LM; under greedy decoding it returns exactly the tokens of o
 """
 
 from .integration import disable, enable, export_custom_generate
-from .jacobi import (
+from .generation import (
+    CandidateSource,
+    JacobiConfig,
     JacobiDraft,
     JacobiGenerateOutput,
     MultiBlockDraft,
-    RejectionPool,
+    RejectionRecycling,
     accept_length,
     jacobi_decode,
     verify_block,
@@ -29,6 +31,16 @@ _TRAINING = (
 
 
 def __getattr__(name):
+    if name == "RejectionPool":
+        import warnings
+
+        warnings.warn(
+            "`hf_jacobi.RejectionPool` is now `hf_jacobi.RejectionRecycling` (a draft source; context lookup became "
+            "`generation.ContextLookupRows`); the old name goes in the next release.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return RejectionRecycling
     if name in _TRAINING:
         from . import training
 
@@ -49,7 +61,9 @@ __all__ = [
     "JacobiDraft",
     "JacobiGenerateOutput",
     "MultiBlockDraft",
-    "RejectionPool",
+    "RejectionRecycling",
+    "CandidateSource",
+    "JacobiConfig",
     "verify_block",
     "accept_length",
     "disable",

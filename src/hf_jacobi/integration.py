@@ -2,12 +2,10 @@
 
 transformers has no registry of decoding strategies, but `generate(custom_generate=<callable>)` runs all of its
 preparation and then hands over the decoding loop. The only global change hf_jacobi makes is one thin wrapper around
-`GenerationMixin.generate` that turns `generation_mode="jacobi"` into that call; every other call passes through
-untouched. Options that need more than `jacobi.py` (which must stay self-contained for the Hub export) are resolved
-here and passed in as callables: `use_kernels=True` -> `verify_fn`, `block_size="auto"` -> `block_size_policy`
-(`hf_jacobi.auto`).
+`GenerationMixin.generate` that turns `generation_mode="jacobi"` into that call (`generation.route_to_jacobi`); every
+other call passes through untouched. `use_kernels=True` is resolved here (it needs the `kernels` library, which the
+self-contained `generation` package must not import) and passed in as `verify_fn`.
 """
-
 from __future__ import annotations
 
 import functools
@@ -17,7 +15,8 @@ from pathlib import Path
 
 from transformers import GenerationMixin
 
-from . import jacobi
+from . import generation
+from .generation import JacobiConfig
 
 GENERATION_MODES = ("jacobi",)
 _original_generate = GenerationMixin.generate
@@ -33,6 +32,13 @@ def generate(self, *args, generation_mode: str | None = None, use_kernels: bool 
     if generation_mode is None:
         if use_kernels:
             raise ValueError("`use_kernels=True` selects the fused Jacobi verification; pass generation_mode='jacobi'.")
+        if bound.get("custom_generate") is None:
+            settings = sorted(set(bound.get("kwargs", {})) & {*JacobiConfig.names(), "jacobi_config"})
+            if settings:
+                raise ValueError(
+                    f"{settings} are Jacobi decoding settings, but generation_mode is not set: pass "
+                    "generation_mode='jacobi' to decode with Jacobi decoding, or drop them."
+                )
         return _original_generate(self, *args, **kwargs)  # the common path: untouched
     if generation_mode not in GENERATION_MODES:
         raise ValueError(
@@ -51,17 +57,7 @@ def generate(self, *args, generation_mode: str | None = None, use_kernels: bool 
         from .kernels import get_verify_fn  # imports the `kernels` library only when asked for
 
         extra["verify_fn"] = get_verify_fn()
-    if jacobi.jacobi_setting("block_size", extra.get("block_size"), config) == "auto":
-        jacobi.check_auto_compatible(
-            jacobi.jacobi_setting("num_blocks", extra.get("num_blocks"), config),
-            jacobi.jacobi_setting("pool_size", extra.get("pool_size"), config),
-            jacobi.jacobi_setting("lookup_ngram", extra.get("lookup_ngram"), config),
-        )
-        if extra.get("block_size_policy") is None:
-            from .auto import AutoBlockSize  # calibrates once per model and device, then reads the cache
-
-            extra["block_size_policy"] = AutoBlockSize.for_model(self)
-    return _original_generate(self, **jacobi.route_to_jacobi({**bound, **extra}, self))
+    return _original_generate(self, **generation.route_to_jacobi({**bound, **extra}, self))
 
 
 def enable() -> None:
@@ -78,10 +74,14 @@ def export_custom_generate(path: str | Path) -> Path:
     """Write the Hub `custom_generate` layout of Jacobi decoding into `path` (a local dir or a repo to upload).
 
     `model.generate(custom_generate=str(path), trust_remote_code=True, block_size=16)` then runs Jacobi decoding
-    without hf_jacobi installed. The file is `hf_jacobi/jacobi.py` itself, so there is one implementation.
+    without hf_jacobi installed. The files are the modules of `hf_jacobi.generation` themselves (so there is one
+    implementation); transformers fetches `generate.py` and, through its relative imports, the others.
     """
+    source = Path(inspect.getsourcefile(generation)).parent
     target = Path(path) / "custom_generate"
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(inspect.getsourcefile(jacobi), target / "generate.py")
+    for module in sorted(source.glob("*.py")):
+        if module.name != "__init__.py":
+            shutil.copyfile(module, target / module.name)
     (target / "requirements.txt").write_text("torch\ntransformers>=5.0\n")
     return Path(path)

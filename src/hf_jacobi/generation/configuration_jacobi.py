@@ -1,0 +1,185 @@
+# Copyright 2026 The hf_jacobi authors. Apache-2.0.
+"""`JacobiConfig`: the Jacobi decoding settings in one place, with their defaults and checks."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from transformers import GenerationConfig
+
+LOOKUP_MODES = ("row", "draft")
+DRAFT_INITS = ("prompt", "repeat")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_auto_compatible(num_blocks, pool_size, lookup_ngram=0) -> None:
+    """`block_size="auto"` models the cost of one block per sequence: refuse the options that add rows or blocks."""
+    if num_blocks != 1 or pool_size != 0 or lookup_ngram != 0:
+        raise ValueError(
+            "`block_size='auto'` chooses the block size from forward timings of one block per sequence; it cannot "
+            f"be combined with num_blocks={num_blocks!r}, pool_size={pool_size!r} or lookup_ngram={lookup_ngram!r}. "
+            "Pass an int block_size with them, or drop them with 'auto'."
+        )
+
+
+@dataclass
+class JacobiConfig:
+    r"""Settings of Jacobi decoding. Pass them to `generate` one by one (`block_size=32`), as
+    `jacobi_config=JacobiConfig(...)`, or as attributes of the `GenerationConfig`; a kwarg wins over the config.
+
+    Args:
+        block_size (`int` or `"auto"`): tokens decoded in parallel per forward, `n`. `"auto"` picks `n` per forward
+            from forward timings and the acceptance seen so far (`hf_jacobi.generation.auto`).
+        draft_init (`str`): filler for draft positions without a prediction yet: `"prompt"` (tokens sampled from
+            the prompt, the paper's choice) or `"repeat"` (the last token).
+        draft_seed (`int`): seed of the filler sampler (speed only; greedy output never depends on it).
+        num_blocks (`int`): blocks of `n` tokens in flight, `K` (1: plain Jacobi decoding; paper §4.2).
+        spawn_ratio (`float`): `r` in (0, 1]: a pseudo-active block is spawned once `ceil(r * n)` positions of the
+            real-active block are settled (0.85 in the paper).
+        pool_size (`int`): rejected n-grams kept per sequence for rejection recycling (0: off).
+        lookup_ngram (`int`): context lookup: what followed the most recent earlier occurrence of the last
+            `lookup_ngram` (down to 1) committed tokens in the prompt and output is also verified (0: off).
+        lookup_mode (`str`): `"row"`: the lookup continuation is an extra candidate row of the same forward (best
+            where extra rows cost little: GPUs); `"draft"`: it replaces the first tokens of the Jacobi draft, one row
+            per sequence, and the block grows to hold it (best where every fed token costs: CPUs).
+        lookup_num_tokens (`int`, *optional*): most lookup tokens per forward (default: up to the block). With
+            `lookup_mode="draft"` a longer continuation lengthens the block up to `1 + lookup_num_tokens`.
+    """
+
+    block_size: int | str = 16
+    draft_init: str = "prompt"
+    draft_seed: int = 0
+    num_blocks: int = 1
+    spawn_ratio: float = 0.85
+    pool_size: int = 0
+    lookup_ngram: int = 0
+    lookup_mode: str = "row"
+    lookup_num_tokens: int | None = None
+
+    def __post_init__(self):
+        if self.block_size == "auto":
+            check_auto_compatible(self.num_blocks, self.pool_size, self.lookup_ngram)
+        elif not _is_int(self.block_size) or self.block_size < 1:
+            raise ValueError(
+                f"`block_size` must be an int >= 1 (tokens decoded in parallel) or 'auto', got {self.block_size!r}."
+            )
+        if self.draft_init not in DRAFT_INITS:
+            raise ValueError(f"`draft_init` must be one of {DRAFT_INITS}, got {self.draft_init!r}.")
+        if not _is_int(self.draft_seed):
+            raise ValueError(f"`draft_seed` must be an int (seed of the draft filler), got {self.draft_seed!r}.")
+        if not _is_int(self.num_blocks) or self.num_blocks < 1:
+            raise ValueError(
+                f"`num_blocks` must be an int >= 1 (blocks in flight; 1 = plain Jacobi decoding), got "
+                f"{self.num_blocks!r}."
+            )
+        ratio = self.spawn_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+            raise ValueError(
+                "`spawn_ratio` must be a number in (0, 1] (share of the real-active block that must be settled "
+                f"before a pseudo-active block is spawned; 0.85 in the paper), got {ratio!r}."
+            )
+        if not _is_int(self.pool_size) or self.pool_size < 0:
+            raise ValueError(
+                f"`pool_size` must be an int >= 0 (rejected n-grams kept per sequence; 0 turns recycling off), got "
+                f"{self.pool_size!r}."
+            )
+        if not _is_int(self.lookup_ngram) or self.lookup_ngram < 0:
+            raise ValueError(
+                f"`lookup_ngram` must be an int >= 0 (n-gram size of context-lookup candidates; 0 turns them off), "
+                f"got {self.lookup_ngram!r}."
+            )
+        if self.lookup_mode not in LOOKUP_MODES:
+            raise ValueError(
+                f"`lookup_mode` must be one of {LOOKUP_MODES} ('row': the lookup continuation is verified as an extra "
+                f"candidate row; 'draft': it replaces the draft in the block itself), got {self.lookup_mode!r}."
+            )
+        tokens = self.lookup_num_tokens
+        if tokens is not None and (not _is_int(tokens) or tokens < 1):
+            raise ValueError(
+                f"`lookup_num_tokens` must be an int >= 1 (most context-lookup tokens per forward) or None (up to the "
+                f"block), got {tokens!r}."
+            )
+        if self.lookup_ngram == 0 and (self.lookup_mode != "row" or tokens is not None):
+            raise ValueError(
+                f"`lookup_mode={self.lookup_mode!r}` / `lookup_num_tokens={tokens!r}` configure context lookup, which "
+                "is off: pass lookup_ngram >= 1 (e.g. 2) to turn it on, or drop them."
+            )
+
+    @classmethod
+    def from_generation_config(
+        cls, generation_config: GenerationConfig | None = None, jacobi_config: JacobiConfig | None = None, **kwargs
+    ) -> JacobiConfig:
+        """Resolve every setting: a non-None kwarg, else `jacobi_config`, else the `GenerationConfig` attribute of
+        the same name, else the default."""
+        unknown = set(kwargs) - set(cls.names())
+        if unknown:
+            raise TypeError(f"Unknown Jacobi settings {sorted(unknown)}; the settings are {cls.names()}.")
+        values = {}
+        for name in cls.names():
+            value = kwargs.get(name)
+            if value is None and jacobi_config is not None:
+                value = getattr(jacobi_config, name)
+            if value is None and generation_config is not None:
+                value = getattr(generation_config, name, None)
+            if value is not None:
+                values[name] = value
+        return cls(**values)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def to_dict(self) -> dict:
+        """The settings as `generate` kwargs."""
+        return asdict(self)
+
+
+def _max_positions(config) -> int | None:
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def validate_generation(model, generation_config: GenerationConfig, prompt_length: int) -> None:
+    """Refuse every model or generate setting under which Jacobi decoding would not give the greedy output, saying
+    what to do."""
+    if model.config.is_encoder_decoder:
+        raise ValueError(
+            "Jacobi decoding supports decoder-only causal LMs; this model is encoder-decoder. "
+            "Drop `generation_mode='jacobi'` to use its usual decoding."
+        )
+    if generation_config.num_beams is not None and generation_config.num_beams > 1:
+        raise ValueError(
+            f"Jacobi decoding is greedy and cannot run beam search (num_beams={generation_config.num_beams}). "
+            "Set num_beams=1 or drop `generation_mode='jacobi'`."
+        )
+    if generation_config.prompt_lookup_num_tokens is not None:
+        raise ValueError(
+            "Jacobi decoding cannot be combined with prompt lookup decoding; use one of them (Jacobi's own context "
+            "lookup is `lookup_ngram=`)."
+        )
+    if generation_config.output_attentions or generation_config.output_hidden_states:
+        raise ValueError(
+            "Jacobi decoding does not return attentions or hidden states (one forward covers several tokens). "
+            "Set output_attentions=False and output_hidden_states=False."
+        )
+    if generation_config.use_cache is False:
+        raise ValueError("Jacobi decoding reuses the KV cache of accepted tokens; pass use_cache=True.")
+    if generation_config.max_new_tokens is not None and generation_config.max_new_tokens < 1:
+        raise ValueError(f"`max_new_tokens` must be >= 1, got {generation_config.max_new_tokens}.")
+    max_positions = _max_positions(model.config)
+    if max_positions is not None and prompt_length >= max_positions:
+        raise ValueError(
+            f"The prompt has {prompt_length} tokens but the model handles at most {max_positions} positions; "
+            "shorten or truncate the prompt."
+        )
+    if max_positions is not None and generation_config.max_length > max_positions:
+        raise ValueError(
+            f"Prompt ({prompt_length} tokens) + new tokens would reach {generation_config.max_length} positions, past "
+            f"the model's maximum of {max_positions}; lower max_new_tokens to at most {max_positions - prompt_length}."
+        )
