@@ -1,20 +1,10 @@
 """Collator for Jacobi Forcing: one packed sequence per example, with its block-structured attention mask.
 
-Per example, the packed sequence is `[prompt | k_0 | c_0 | k_1 | c_1 | ... | k_{T-1} | c_{T-1}]` (spec section 3.4):
+Per example, the packed sequence is `[prompt | k_0 | c_0 | k_1 | c_1 | ... | k_{T-1} | c_{T-1}]` (arXiv 2512.14681 §4.1):
 `k_j` is the noisy block and `c_j` the clean block (fixed point) at block `j`. Both use the positions
 `P + j*n .. P + j*n + n-1`, so one forward gives the clean (teacher) and noisy (student) logits of every block.
 
-Visibility (query -> keys), spec section 3.5; every row sees a causal chain of tokens, so its logits equal those of a
-plain causal forward over exactly the tokens it sees:
-
-- prompt: causal within the prompt;
-- `c_j`: the prompt, every `c_i` with `i < j`, causal within `c_j`;
-- `k_j`, `mask_context="noisy"` (default): the prompt, every `k_i` with `i < j`, causal within `k_j`;
-- `k_j`, `mask_context="clean"`: the prompt, every `c_i` with `i < j`, causal within `k_j`;
-- padding: itself only (a row that sees nothing would make softmax NaN).
-
-The mask is built from per-token metadata (segment kind, block index, sequence index) by broadcasting, and the same
-rule (`_visible`) serves as the FlexAttention `mask_mod`.
+Visibility (which token sees which) is the rule of `masks.py`, shared with trajectory collection.
 """
 
 from __future__ import annotations
@@ -27,80 +17,10 @@ import torch
 from transformers import PreTrainedTokenizerBase
 from transformers.data.data_collator import DataCollatorMixin
 
-PAD, PROMPT, NOISY, CLEAN = 0, 1, 2, 3
+from .masks import CLEAN, MASK_CONTEXTS, NOISY, PAD, PROMPT, jacobi_attention_mask, jacobi_block_mask  # noqa: F401
+
 IGNORE_INDEX = -100
-MASK_CONTEXTS = ("noisy", "clean")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flex_attention")
-
-
-def _visible(kind_q, block_q, start_q, idx_q, kind_k, block_k, start_k, idx_k, context_kind: int):
-    """Whether query token `q` may attend to key token `k`; all arguments broadcast against each other.
-
-    `kind_*` is one of PAD/PROMPT/NOISY/CLEAN, `block_*` the noisy block's id (the block index in the interleaved
-    layout), `start_*` where a token sits along the clean continuation (a clean token: its index, or its block index
-    in the interleaved layout; a noisy token: its block's start), `idx_*` the index in the packed sequence,
-    `context_kind` the kind of the earlier tokens a noisy block sees (NOISY or CLEAN).
-    """
-    causal = idx_k <= idx_q
-    main_q = (kind_q == PROMPT) | (kind_q == CLEAN)
-    main_k = (kind_k == PROMPT) | (kind_k == CLEAN)
-    # The prompt and the clean continuation form one causal sequence (the noisy blocks between are skipped)
-    main = main_q & main_k & causal
-    noisy_q = kind_q == NOISY
-    own_block = noisy_q & (kind_k == NOISY) & (block_k == block_q) & causal
-    sees_prompt = noisy_q & (kind_k == PROMPT)
-    if context_kind == CLEAN:  # the clean tokens before the block's start
-        sees_earlier = noisy_q & (kind_k == CLEAN) & (start_k < start_q)
-    else:  # the earlier noisy blocks
-        sees_earlier = noisy_q & (kind_k == NOISY) & (block_k < block_q)
-    pad_self = (kind_q == PAD) & (idx_q == idx_k)
-    return main | own_block | sees_prompt | sees_earlier | pad_self
-
-
-def jacobi_attention_mask(
-    kind: torch.Tensor, block: torch.Tensor, mask_context: str = "noisy", start: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Dense boolean visibility mask, True = visible.
-
-    Args:
-        kind (`torch.LongTensor` of shape `[B, S]`): segment kind of each token (PAD/PROMPT/NOISY/CLEAN).
-        block (`torch.LongTensor` of shape `[B, S]`): block index of each token, -1 for prompt and padding.
-        mask_context (`str`): `"noisy"` or `"clean"`, the context of noisy blocks.
-        start (`torch.LongTensor` of shape `[B, S]`, *optional*): position along the clean continuation (state
-            layout); `None` means the interleaved layout, where the block index says it.
-
-    Returns:
-        `torch.BoolTensor` of shape `[B, 1, S, S]`.
-    """
-    start = block if start is None else start
-    idx = torch.arange(kind.shape[1], device=kind.device)
-    context_kind = NOISY if mask_context == "noisy" else CLEAN
-    query = (kind[:, :, None], block[:, :, None], start[:, :, None], idx[None, :, None])  # [B, S, 1]
-    key = (kind[:, None, :], block[:, None, :], start[:, None, :], idx[None, None, :])  # [B, 1, S]
-    visible = _visible(*query, *key, context_kind)
-    return visible[:, None]
-
-
-def jacobi_block_mask(kind: torch.Tensor, block: torch.Tensor, mask_context: str = "noisy", device=None, start=None):
-    """FlexAttention `BlockMask` with the same visibility as [`jacobi_attention_mask`].
-
-    Args:
-        kind, block, start (`torch.LongTensor` of shape `[B, S]`): as in [`jacobi_attention_mask`].
-        device: where the block mask (and the metadata its `mask_mod` reads) lives; it must be the model's device.
-    """
-    from torch.nn.attention.flex_attention import create_block_mask
-
-    device = kind.device if device is None else torch.device(device)
-    start = block if start is None else start
-    kind, block, start = kind.to(device), block.to(device), start.to(device)
-    context_kind = NOISY if mask_context == "noisy" else CLEAN
-
-    def mask_mod(b, h, q_idx, kv_idx):
-        query = (kind[b, q_idx], block[b, q_idx], start[b, q_idx], q_idx)
-        return _visible(*query, kind[b, kv_idx], block[b, kv_idx], start[b, kv_idx], kv_idx, context_kind)
-
-    batch_size, seq_len = kind.shape
-    return create_block_mask(mask_mod, batch_size, None, seq_len, seq_len, device=device)
 
 
 def _as_id_list(ids: Any) -> list[int]:
