@@ -112,7 +112,9 @@ def test_decoding_states_are_what_the_decoder_fed(tmp_path, tokenizer, family):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"block_size": 0}, "block_size"), ({"batch_size": -1}, "batch_size"), ({"draft_init": "foo"}, "draft_init"),
-    ({"states": "all"}, "states"), ({"max_states": 0}, "max_states"),
+    ({"states": "all"}, "states"), ({"max_states": 0}, "max_states"), ({"max_states": 2.5}, "max_states"),
+    ({"block_size": 2.5}, "block_size"), ({"batch_size": True}, "batch_size"), ({"generate_block_size": 0}, "generate_block_size"),
+    ({"seed": 1.5}, "seed"),
 ])
 def test_collect_config_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -57,15 +57,21 @@ class CollectConfig:
     max_states: int | None = None
 
     def __post_init__(self):
-        for name in ("block_size", "max_new_tokens", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"CollectConfig.{name} must be a positive integer, got {getattr(self, name)!r}.")
+        for name in ("block_size", "max_new_tokens", "batch_size", "generate_block_size", "max_states"):
+            value = getattr(self, name)
+            optional = name in ("generate_block_size", "max_states")
+            if optional and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"CollectConfig.{name} must be a positive integer{' or None' if optional else ''}, got {value!r}."
+                )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"CollectConfig.seed must be an integer, got {self.seed!r}.")  # noqa: TRY004
         if self.draft_init not in ("prompt", "repeat"):
             raise ValueError(f"CollectConfig.draft_init must be 'prompt' or 'repeat', got {self.draft_init!r}.")
         if self.states not in ("trajectory", "decoding"):
             raise ValueError(f"CollectConfig.states must be 'trajectory' or 'decoding', got {self.states!r}.")
-        if self.max_states is not None and self.max_states < 1:
-            raise ValueError(f"CollectConfig.max_states must be >= 1 or None, got {self.max_states}.")
 
 
 def load_prompts(source) -> list[str]:
