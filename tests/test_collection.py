@@ -56,7 +56,7 @@ def test_parallel_iteration_matches_sequential(tokenizer, tmp_path, family):
     for record in ds:
         greedy = model.generate(torch.tensor([record["prompt_ids"]]), do_sample=False, max_new_tokens=12,
                                 pad_token_id=tokenizer.pad_token_id)[0, len(record["prompt_ids"]):].tolist()
-        fixed = sum((block[-1] for block in record["trajectory"]), [])
+        fixed = [token for block in record["trajectory"] for token in block[-1]]
         assert fixed[: len(greedy)] == greedy
         context = list(record["prompt_ids"])
         for block in record["trajectory"]:
@@ -111,8 +111,10 @@ def test_decoding_states_are_what_the_decoder_fed(tmp_path, tokenizer, family):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(block_size=0), "block_size"), (dict(batch_size=-1), "batch_size"), (dict(draft_init="foo"), "draft_init"),
-    (dict(states="all"), "states"), (dict(max_states=0), "max_states"),
+    ({"block_size": 0}, "block_size"), ({"batch_size": -1}, "batch_size"), ({"draft_init": "foo"}, "draft_init"),
+    ({"states": "all"}, "states"), ({"max_states": 0}, "max_states"), ({"max_states": 2.5}, "max_states"),
+    ({"block_size": 2.5}, "block_size"), ({"batch_size": True}, "batch_size"), ({"generate_block_size": 0}, "generate_block_size"),
+    ({"seed": 1.5}, "seed"),
 ])
 def test_collect_config_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):

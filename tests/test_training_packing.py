@@ -154,3 +154,66 @@ def test_pack_states_trims_loops():
     trimmed = pack_states([record], block_size=2, eos_token_id=3, trim_loops=True)[0]
     assert len(kept["clean_ids"]) == 43 and kept["noisy_starts"] == [0, 2, 30]
     assert trimmed["clean_ids"] == [5, 6, 7, 4] and trimmed["noisy_starts"] == [0, 2]
+
+
+def test_missing_fields_are_reported_as_missing():
+    from hf_jacobi.training import pack_states
+
+    # a `datasets` row holds every column, null where a record lacks it: the message must not list it as present
+    rows = Dataset.from_list([record(), {"trajectory": record()["trajectory"]}])
+    with pytest.raises(ValueError, match=r"Record 1: missing field\(s\) \['prompt_ids'\].*has \['trajectory'\]"):
+        pack_trajectories(rows)
+    with pytest.raises(ValueError, match=r"Record 0: missing field\(s\) \['trajectory'\]"):
+        pack_trajectories([{"prompt_ids": [1], "trajectory": None}], block_size=4)
+    with pytest.raises(ValueError, match=r"Record 0: missing field 'trajectory' or 'noisy_starts'.*has \['prompt_ids'\]"):
+        pack_states([{"prompt_ids": [1], "trajectory": None}], block_size=2)
+    with pytest.raises(ValueError, match=r"Record 0: missing field\(s\) \['clean_ids'\]"):
+        pack_states([{"prompt_ids": [1], "noisy_starts": [0], "noisy_blocks": [[5, 9]]}], block_size=2)
+
+
+@pytest.mark.parametrize("where, value, message", [
+    ("prompt", -1, r"Record 1: 'prompt_ids' holds the out-of-range token id -1 at position 1"),
+    ("prompt", None, r"Record 1: 'prompt_ids' holds a null token id at position 1"),
+    ("iterate", 2.5, r"Record 1, block 3, iterate 2: 'trajectory' holds 2.5 \(float\) at position 1"),
+    ("iterate", None, r"Record 1, block 3, iterate 2: 'trajectory' holds a null token id"),
+    ("iterate", -7, r"Record 1, block 3, iterate 2: 'trajectory' holds the out-of-range token id -7"),
+])
+def test_bad_token_ids_name_the_record_and_field(where, value, message):
+    bad = record()
+    if where == "prompt":
+        bad["prompt_ids"][1] = value
+    else:
+        bad["trajectory"][3][2][1] = value
+    with pytest.raises(ValueError, match=message):
+        pack_trajectories([record(), bad])
+
+
+def test_validate_packed_dataset_checks_token_ids():
+    from hf_jacobi.training import pack_states
+
+    packed = pack_trajectories(random_trajectory_records(3, block_size=4, num_blocks=2))
+    rows = packed.to_list()
+    largest = max(max(max(b) for b in r["clean_blocks"] + r["noisy_blocks"]) for r in rows)
+    assert validate_packed_dataset(packed, vocab_size=largest + 1) == 4
+    with pytest.raises(ValueError, match=rf"Record \d: '\w+_blocks' holds the out-of-range token id {largest} "
+                                         rf"\(the vocabulary has {largest} ids\)"):
+        validate_packed_dataset(packed, vocab_size=largest)
+    for field, change, message in [
+        ("prompt_ids", lambda r: r["prompt_ids"].__setitem__(0, -3), r"Record 2: 'prompt_ids' holds the out-of-range token id -3"),
+        ("clean_blocks", lambda r: r["clean_blocks"][1].__setitem__(2, None), r"Record 2: 'clean_blocks' holds a null value"),
+        ("noisy_blocks", lambda r: r["noisy_blocks"].__setitem__(0, None), r"Record 2: 'noisy_blocks' holds a null list"),
+        ("prompt_ids", lambda r: r.__setitem__("prompt_ids", None), r"Record 2: 'prompt_ids' holds a null list"),
+    ]:
+        broken = [dict(r, **{field: [list(b) if isinstance(b, list) else b for b in r[field]]}) for r in rows]
+        change(broken[2])
+        with pytest.raises(ValueError, match=message):
+            validate_packed_dataset(Dataset.from_list(broken), batch_size=2)  # the bad record is in the 2nd batch
+    # the state layout too
+    states = pack_states([{"prompt_ids": [1], "clean_ids": [5, 6, 7], "noisy_starts": [0], "noisy_blocks": [[5, 9]]}],
+                         block_size=2).to_list()
+    assert validate_packed_dataset(Dataset.from_list(states), vocab_size=10) == 2
+    with pytest.raises(ValueError, match=r"Record 0: 'noisy_blocks' holds the out-of-range token id 9 \(the vocabulary"):
+        validate_packed_dataset(Dataset.from_list(states), vocab_size=9)
+    states[0]["noisy_starts"] = [None]
+    with pytest.raises(ValueError, match=r"Record 0: 'noisy_starts' holds a null value"):
+        validate_packed_dataset(Dataset.from_list(states))

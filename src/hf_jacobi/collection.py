@@ -10,15 +10,20 @@ Two phases per batch of prompts:
    from the cache again, and takes the predictions as the next drafts, until every block reached its fixed point.
    The reference decodes one block at a time; here one forward serves all `T` blocks.
 
-Records are appended to `trajectories.jsonl` one batch (chunk) per write; a resumed run keeps complete chunks and
-redoes the rest with the same chunk composition and seeds, so it yields the records an uninterrupted run would.
+Records are appended to `trajectories.jsonl` one batch (chunk) at a time; a resumed run keeps complete chunks and
+redoes the rest with the same chunk composition and seeds, so it yields the records an uninterrupted run would. A lock
+file keeps a second run out of the folder, and a resume checks the settings, the prompts and the model's weights.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import socket
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,6 +35,9 @@ from .jacobi import JacobiDraft
 
 RECORDS_FILE = "trajectories.jsonl"
 CONFIG_FILE = "collect_config.json"
+LOCK_FILE = ".collect.lock"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,15 +57,21 @@ class CollectConfig:
     max_states: int | None = None
 
     def __post_init__(self):
-        for name in ("block_size", "max_new_tokens", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"CollectConfig.{name} must be a positive integer, got {getattr(self, name)!r}.")
+        for name in ("block_size", "max_new_tokens", "batch_size", "generate_block_size", "max_states"):
+            value = getattr(self, name)
+            optional = name in ("generate_block_size", "max_states")
+            if optional and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"CollectConfig.{name} must be a positive integer{' or None' if optional else ''}, got {value!r}."
+                )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"CollectConfig.seed must be an integer, got {self.seed!r}.")  # noqa: TRY004
         if self.draft_init not in ("prompt", "repeat"):
             raise ValueError(f"CollectConfig.draft_init must be 'prompt' or 'repeat', got {self.draft_init!r}.")
         if self.states not in ("trajectory", "decoding"):
             raise ValueError(f"CollectConfig.states must be 'trajectory' or 'decoding', got {self.states!r}.")
-        if self.max_states is not None and self.max_states < 1:
-            raise ValueError(f"CollectConfig.max_states must be >= 1 or None, got {self.max_states}.")
 
 
 def load_prompts(source) -> list[str]:
@@ -271,32 +285,300 @@ def _chunk_trajectories(model, tokenizer, batch, config: CollectConfig, first_in
     return jacobi_trajectories(model, sequences, attention_mask, width, n, blocks_here, draft, eos)
 
 
-def _read_done(path: Path, batch_size: int, total: int) -> dict[int, dict]:
-    """Records of complete chunks from a previous run; a chunk cut short by an interruption is redone."""
+def _write_atomic(path: Path, data: str | bytes) -> None:
+    """Replace `path` by `data` at once: a temporary file in the same folder, fsynced, then `os.replace`.
+
+    A kill at any moment leaves either the old or the new content, never a torn or empty file.
+    """
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data.encode() if isinstance(data, str) else data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (where the platform allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _read_config(path: Path) -> dict:
+    """The stored settings; a torn or foreign file raises an error naming it and what to do."""
+    try:
+        stored = json.loads(path.read_text())
+        problem = None if isinstance(stored, dict) else f"holds a {type(stored).__name__}, not the settings"
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        problem = str(error)
+    if problem is not None:
+        raise ValueError(
+            f"{path} is not a valid settings file ({problem}); a run was probably killed while writing it. Delete it "
+            f"to resume with the current settings (the records in {RECORDS_FILE} are kept and checked against the "
+            "prompts again), or use a new output_dir."
+        )
+    return stored
+
+
+def _prompts_hash(prompts: list) -> str:
+    return hashlib.sha256(json.dumps(prompts, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+def model_fingerprint(model, samples: int = 32) -> str:
+    """A short hash of the model's weights: every parameter's name, shape and dtype, the parameter count, and
+    `samples` values taken evenly from every parameter.
+
+    Cheap (a few values per tensor) yet it tells apart models that share a name: an adapter merged in or applied on
+    top, another checkpoint, another dtype. Parameters whose values cannot be read (meta device) count by shape only.
+    """
+    digest, total = hashlib.sha256(), 0
+    for name, param in model.named_parameters():
+        total += param.numel()
+        digest.update(f"{name}:{tuple(param.shape)}:{param.dtype};".encode())
+        try:
+            flat = param.detach().reshape(-1)
+            count = min(samples, flat.numel())
+            if count:
+                index = torch.arange(count, device=flat.device) * (flat.numel() - 1) // max(count - 1, 1)
+                digest.update(flat[index].float().cpu().numpy().tobytes())
+        except Exception as error:  # noqa: BLE001  (sharded, offloaded or exotic storage: its shape still counts)
+            logger.debug("model_fingerprint: values of %s not read (%s)", name, error)
+    digest.update(str(total).encode())
+    return digest.hexdigest()[:20]
+
+
+def _max_positions(model) -> int | None:
+    config = model.config
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def _check_prompt_lengths(model, tokenizer, texts: list[str], config: CollectConfig) -> None:
+    """Refuse, before anything is written, prompts that cannot fit the model's positions with the new tokens.
+
+    A too-long prompt would otherwise stop the run at its chunk, at every resume. All of them are named at once.
+    """
+    limit = _max_positions(model)
+    if limit is None or not texts:
+        return
+    n = config.block_size
+    # Trajectories continue to whole blocks (see `_chunk_trajectories`); decoding states to max_new_tokens.
+    new = -(-config.max_new_tokens // n) * n if config.states == "trajectory" else config.max_new_tokens
+    rounded = f" (rounded up to whole blocks of {n}: {new})" if new != config.max_new_tokens else ""
+    if new >= limit:
+        raise ValueError(
+            f"max_new_tokens={config.max_new_tokens}{rounded} leaves no room for a prompt in the model's {limit} "
+            "positions; lower max_new_tokens. Nothing was collected or written."
+        )
+    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    long = [(i, length) for i, length in enumerate(lengths) if length + new > limit]
+    if long:
+        shown = ", ".join(f"{i} ({length})" for i, length in long[:20])
+        more = f", and {len(long) - 20} more" if len(long) > 20 else ""
+        raise ValueError(
+            f"{len(long)} prompt(s) are too long: with max_new_tokens={config.max_new_tokens}{rounded} a prompt may "
+            f"have at most {limit - new} tokens (after the chat template) to fit the model's {limit} positions. "
+            f"Too long, prompt index (tokens): {shown}{more}. Drop or shorten them, or lower max_new_tokens; nothing "
+            "was collected or written."
+        )
+
+
+_IDENTITY = {"prompts_sha256": "the prompts", "model_fingerprint": "the model weights"}
+_NOT_COMPARED = ("seconds", "prompts_done", "model_name_or_path")  # run statistics and information only
+
+
+def _check_settings(config_path: Path, settings: dict) -> None:
+    """Resume only a collection of the same settings, prompts and model weights; write the settings if new."""
+    if not config_path.exists():
+        _write_atomic(config_path, json.dumps(settings, indent=1))
+        return
+    stored = _read_config(config_path)
+    previous = {k: v for k, v in stored.items() if k not in _NOT_COMPARED}
+    previous = asdict(CollectConfig()) | {"num_prompts": None} | previous  # settings added later: defaults
+    current = {k: v for k, v in settings.items() if k not in _NOT_COMPARED}
+    unknown = [key for key in _IDENTITY if key not in previous]
+    previous |= {key: current[key] for key in unknown}
+    differ = [key for key in dict.fromkeys([*previous, *current]) if previous.get(key) != current.get(key)]
+    if differ:
+        details = []
+        for key in differ:
+            if key in _IDENTITY:
+                there = f", model {stored['model_name_or_path']!r}" if key == "model_fingerprint" and stored.get(
+                    "model_name_or_path") else ""
+                details.append(f"{_IDENTITY[key]} differ (fingerprint {previous[key]}{there} there, {current[key]} now)")
+            else:
+                details.append(f"{key}: {previous.get(key)!r} there, {current.get(key)!r} now")
+        raise ValueError(
+            f"{config_path.parent} holds a collection made with other settings: {'; '.join(details)}. Records of "
+            "other prompts, another model or other settings cannot be mixed: use a new output_dir (or delete this "
+            "one to start over), or rerun with what it was made with to resume it."
+        )
+    if unknown:
+        warnings.warn(
+            f"{config_path} predates the prompt and model checks: cannot tell whether "
+            f"{' and '.join(_IDENTITY[key] for key in unknown)} are those of the earlier run. Resuming; each kept "
+            "record's prompt is still compared, and the current fingerprints are recorded for later resumes.",
+            stacklevel=3,
+        )
+        _write_atomic(config_path, json.dumps(stored | {key: current[key] for key in unknown}, indent=1))
+
+
+def _scan_records(path: Path, batch_size: int, total: int) -> tuple[dict[int, dict], dict[int, bytes], dict]:
+    """Records of complete chunks from a previous run (a chunk cut short by an interruption is redone).
+
+    Every complete, valid line is kept wherever it is; only torn (unparseable) lines are dropped. Returns the records
+    by prompt index, their lines, and counts: `torn` lines, `torn_inside` (torn lines before the last one, which a
+    crash does not explain), and `dropped` (every line not kept, or a last line without its newline: the file needs
+    a rewrite before appending).
+    """
+    counts = {"torn": 0, "torn_inside": 0, "dropped": 0}
     if not path.exists():
-        return {}
-    records, by_chunk = {}, {}
-    with open(path) as handle:
-        for line in handle:
+        return {}, {}, counts
+    records, lines, by_chunk, seen, last_torn = {}, {}, {}, 0, False
+    with open(path, "rb") as handle:
+        for raw in handle:
+            seen += 1
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                break  # a torn last write
-            records[record["prompt_index"]] = record
-            by_chunk.setdefault(record["chunk"], []).append(record["prompt_index"])
+                record = json.loads(raw)
+                index, chunk = record["prompt_index"], record["chunk"]
+                valid = isinstance(index, int) and 0 <= index < total and isinstance(chunk, int)
+            except (ValueError, TypeError, KeyError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                valid = False
+            last_torn = not valid
+            if not valid:
+                counts["torn"] += 1
+                continue
+            if not raw.endswith(b"\n"):  # complete, but the newline was lost
+                raw += b"\n"
+                counts["dropped"] += 1
+            records[index], lines[index] = record, raw
+            by_chunk.setdefault(chunk, set()).add(index)
     done = {}
     for chunk, indices in by_chunk.items():
-        expected = min(batch_size, total - chunk * batch_size)
-        if len(set(indices)) == expected:
+        expected = range(chunk * batch_size, min((chunk + 1) * batch_size, total))
+        if indices == set(expected) and all(records[i]["chunk"] == chunk for i in indices):
             done.update({i: records[i] for i in indices})
-    return done
+    counts["torn_inside"] = counts["torn"] - last_torn
+    counts["dropped"] += seen - len(done)
+    return done, {i: lines[i] for i in done}, counts
+
+
+def _read_done(path: Path, batch_size: int, total: int) -> dict[int, dict]:
+    return _scan_records(path, batch_size, total)[0]
 
 
 def _append(path: Path, lines: list[str]) -> None:
+    """Append one chunk's records: each flushed as it is written, the chunk fsynced at the end."""
     with open(path, "a") as handle:
-        handle.write("".join(lines))  # one write per chunk
-        handle.flush()
+        for line in lines:
+            handle.write(line)
+            handle.flush()
         os.fsync(handle.fileno())
+
+
+class _FolderLock:
+    """One collection per folder: `LOCK_FILE`, created exclusively, holds the owner's pid and host.
+
+    A lock whose pid is dead on this host is stale (a killed run) and taken over with a warning; a live or unknown
+    holder (another host) is an error naming it. The lock is removed on exit, errors included.
+    """
+
+    def __init__(self, folder: Path):
+        self.path = folder / LOCK_FILE
+        self.owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+
+    def __enter__(self):
+        for attempt in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if attempt == 0 and self._stale(holder) and self._take_over(holder):
+                    continue
+                raise RuntimeError(self._held_message(holder)) from None
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps(self.owner))
+                handle.flush()
+                os.fsync(handle.fileno())
+            return self
+        raise RuntimeError(self._held_message(self._holder()))
+
+    def __exit__(self, *exc):
+        if self._holder() == self.owner:
+            self.path.unlink(missing_ok=True)
+        return False
+
+    def _holder(self):
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _stale(self, holder) -> bool:
+        if not isinstance(holder, dict) or holder.get("host") != self.owner["host"] or os.name == "nt":
+            return False  # another host's (or an unreadable) lock cannot be checked; on Windows os.kill terminates
+        pid = holder.get("pid")
+        if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # alive but not ours (PermissionError), or unknown
+            return False
+        return False
+
+    def _take_over(self, holder) -> bool:
+        """Move the stale lock aside, atomically, and make sure the one moved is the stale one."""
+        aside = self.path.with_name(f"{LOCK_FILE}.stale-{os.getpid()}")
+        try:
+            os.replace(self.path, aside)
+        except FileNotFoundError:
+            return True  # someone else removed it: try to create ours
+        try:
+            moved = json.loads(aside.read_text())
+        except (OSError, ValueError):
+            moved = None
+        if moved != holder:  # a live run's fresh lock: put it back
+            try:
+                os.link(aside, self.path)
+            except OSError:
+                pass
+            aside.unlink(missing_ok=True)
+            return False
+        aside.unlink(missing_ok=True)
+        warnings.warn(
+            f"{self.path}: took over a stale lock of pid {holder['pid']} on this host, which is no longer running "
+            "(a killed collection).",
+            stacklevel=4,
+        )
+        return True
+
+    def _held_message(self, holder) -> str:
+        who = (f"pid {holder.get('pid')} on host {holder.get('host')!r}" if isinstance(holder, dict)
+               else "an unknown process (the lock file is unreadable)")
+        return (
+            f"{self.path.parent} is in use by another collection ({who}): two runs on one folder would write "
+            f"duplicate records. Wait for it to finish or stop it; if no collection is running there (e.g. it was "
+            f"killed on another host), delete {self.path} and rerun."
+        )
 
 
 def collect_trajectories(
@@ -318,6 +600,18 @@ def collect_trajectories(
         `datasets.Dataset` with `prompt_index`, `prompt`, `prompt_ids`, `block_size`, and `trajectory` (blocks x
         iterates x tokens, last iterate = fixed point) or, with `config.states="decoding"`, `clean_ids`,
         `noisy_starts`, `noisy_blocks` (see `decoding_states`); also saved to `output_dir/dataset`.
+
+    Safety of the folder:
+
+    - A resume must use the same settings, the same prompts (a hash of their texts) and the same model weights (a
+      fingerprint of sampled parameter values, see `model_fingerprint`: an adapter changes it, a model name does not);
+      anything else raises, naming what differs. Folders made before these were stored resume with a warning.
+    - One run at a time: `LOCK_FILE` in the folder holds the running collection's pid and host; a second run raises.
+      A lock left by a killed run on this host is taken over; one from another host must be deleted by hand.
+    - Settings and rewrites of the records are atomic (temporary file, fsync, rename); a torn line anywhere in the
+      records loses only itself (its chunk is collected again).
+    - Prompts too long for the model's positions with `max_new_tokens` raise one error naming them all (index and
+      length) before anything is written: skipping them silently would change the data set.
     """
     import datasets
 
@@ -326,44 +620,59 @@ def collect_trajectories(
     config = config or CollectConfig()
     prompts = load_prompts(prompts)
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    config_path = output_dir / CONFIG_FILE
-    settings = asdict(config) | {"num_prompts": len(prompts)}
-    if config_path.exists():
-        previous = json.loads(config_path.read_text())
-        previous.pop("seconds", None)
-        previous.pop("prompts_done", None)
-        previous = asdict(CollectConfig()) | {"num_prompts": None} | previous  # settings added later: defaults
-        if previous != settings:
-            raise ValueError(
-                f"{output_dir} holds a collection made with other settings ({previous}); use a new output_dir or the "
-                f"same settings to resume (now: {settings})."
-            )
-    else:
-        config_path.write_text(json.dumps(settings, indent=1))
     if tokenizer.pad_token_id is None:
         raise ValueError("The tokenizer has no pad token; set tokenizer.pad_token = tokenizer.eos_token.")
     tokenizer.padding_side = "left"
+    texts = [chat_prompt(tokenizer, p) for p in prompts]
+    _check_prompt_lengths(model, tokenizer, texts, config)  # before anything is written
+    settings = asdict(config) | {
+        "num_prompts": len(prompts), "prompts_sha256": _prompts_hash(prompts), "model_fingerprint": model_fingerprint(model),
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with _FolderLock(output_dir):
+        return _collect(model, tokenizer, prompts, texts, output_dir, config, settings, max_chunks, progress, datasets)
+
+
+def _collect(model, tokenizer, prompts, texts, output_dir, config, settings, max_chunks, progress, datasets):
+    """`collect_trajectories` once the folder is locked."""
+    config_path = output_dir / CONFIG_FILE
+    name_or_path = getattr(model.config, "_name_or_path", "") or config.model_name
+    _check_settings(config_path, settings | ({"model_name_or_path": name_or_path} if name_or_path else {}))
     n = config.block_size
     records_path = output_dir / RECORDS_FILE
-    done = _read_done(records_path, config.batch_size, len(prompts))
-    if records_path.exists():  # rewrite without torn or partial chunks
-        with open(records_path, "w") as handle:
-            handle.writelines(json.dumps(done[i]) + "\n" for i in sorted(done))
+    done, lines, counts = _scan_records(records_path, config.batch_size, len(prompts))
+    for index, record in done.items():  # also guards folders made before the prompt hash was stored
+        if record.get("prompt") != prompts[index] or record.get("block_size") != n:
+            raise ValueError(
+                f"{records_path}: the record of prompt {index} was collected for another prompt or block size "
+                f"({record.get('block_size')}); use a new output_dir for these prompts."
+            )
+    if counts["torn_inside"]:
+        warnings.warn(
+            f"{records_path}: {counts['torn']} torn line(s) dropped ({counts['torn_inside']} before the end of the "
+            "file); every complete record was kept and the chunks of the torn ones are collected again.",
+            stacklevel=3,
+        )
+    elif counts["torn"]:
+        logger.info("%s: dropped the torn last line of an interrupted run", records_path)
+    if counts["dropped"]:  # rewrite without torn lines or partial chunks, atomically
+        _write_atomic(records_path, b"".join(lines[i] for i in sorted(lines)))
     chunks = [list(range(s, min(s + config.batch_size, len(prompts)))) for s in range(0, len(prompts), config.batch_size)]
-    todo = [c for c in chunks if not all(i in done for i in c)]
-    started, new_chunks = time.perf_counter(), 0
+    todo = [(chunk_id, c) for chunk_id, c in enumerate(chunks) if not all(i in done for i in c)]
+    started, new_chunks, new_tokens = time.perf_counter(), 0, 0
     eos = model.generation_config.eos_token_id
+    bar = tqdm(total=len(prompts), initial=len(done), desc="collect", unit="prompt", disable=not progress)
     try:
-        for chunk_id, chunk in tqdm([(chunks.index(c), c) for c in todo], desc="collect", disable=not progress):
+        for chunk_id, chunk in todo:
             if max_chunks is not None and new_chunks >= max_chunks:
                 break
-            texts = [chat_prompt(tokenizer, prompts[i]) for i in chunk]
-            batch = tokenizer(texts, return_tensors="pt", padding=True).to(model.device)
+            batch = tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True).to(model.device)
             if config.states == "decoding":
                 fields = decoding_states(model, tokenizer, batch, config, config.seed + chunk[0])
+                new_tokens += sum(len(f["clean_ids"]) for f in fields)
             else:
                 fields = [{"trajectory": t} for t in _chunk_trajectories(model, tokenizer, batch, config, chunk[0], eos)]
+                new_tokens += sum(len(f["trajectory"]) * n for f in fields)
             lines = []
             for row, index in enumerate(chunk):
                 prompt_ids = batch["input_ids"][row][batch["attention_mask"][row].bool()].tolist()
@@ -373,11 +682,14 @@ def collect_trajectories(
                 }) + "\n")
             _append(records_path, lines)
             new_chunks += 1
+            bar.update(len(chunk))
+            bar.set_postfix(tokens=new_tokens, tokens_per_s=f"{new_tokens / (time.perf_counter() - started):.1f}")
     finally:  # wall time is kept across interrupted and resumed runs
-        stats = json.loads(config_path.read_text())
+        bar.close()
+        stats = _read_config(config_path)
         stats["seconds"] = stats.get("seconds", 0.0) + time.perf_counter() - started
         stats["prompts_done"] = len(_read_done(records_path, config.batch_size, len(prompts)))
-        config_path.write_text(json.dumps(stats, indent=1))
+        _write_atomic(config_path, json.dumps(stats, indent=1))
     done = _read_done(records_path, config.batch_size, len(prompts))
     rows = [done[i] for i in sorted(done)]
     dataset = datasets.Dataset.from_list([{k: v for k, v in r.items() if k != "chunk"} for r in rows]) if rows else None

@@ -149,8 +149,22 @@ class JacobiForcingConfig(SFTConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.block_size is not None and self.block_size < 1:
-            raise ValueError(f"`block_size` must be >= 1, got {self.block_size}.")
+        for name, optional in (("block_size", True), ("noise_window", False), ("max_blocks", True)):
+            value = getattr(self, name)
+            if optional and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"`{name}` must be a positive integer{' or None' if optional else ''}, got {value!r}."
+                )
+        for name in ("min_noise_ratio", "max_noise_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"`{name}` must be a number in [0, 1], got {value!r}.")
+        if self.min_noise_ratio > self.max_noise_ratio:
+            raise ValueError(
+                f"`min_noise_ratio` ({self.min_noise_ratio}) must not exceed `max_noise_ratio` ({self.max_noise_ratio})."
+            )
         if self.mask_context not in MASK_CONTEXTS:
             raise ValueError(f"`mask_context` must be one of {MASK_CONTEXTS}, got {self.mask_context!r}.")
         if self.noise_schedule not in NOISE_SCHEDULES:

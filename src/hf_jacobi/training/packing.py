@@ -100,11 +100,37 @@ def loop_start(
     return best
 
 
+def _missing_fields(record: Mapping[str, Any], fields: Sequence[str]) -> list[str]:
+    """Fields of `fields` that `record` lacks or holds as null (a `datasets` row has every column, null where absent)."""
+    return [name for name in fields if record.get(name) is None]
+
+
+def _check_token_ids(ids: Any, where: str, field: str, vocab_size: int | None = None) -> None:
+    """Raise, naming `where` and `field`, if `ids` is not a list of integer token ids in `[0, vocab_size)`."""
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, np.ndarray)):
+        raise ValueError(f"{where}: '{field}' must be a list of token ids, got {type(ids).__name__}.")  # noqa: TRY004
+    for position, token in enumerate(ids):
+        if token is None:
+            raise ValueError(f"{where}: '{field}' holds a null token id at position {position}.")
+        if isinstance(token, (bool, np.bool_)) or not isinstance(token, (int, np.integer)):
+            raise ValueError(  # noqa: TRY004  (bad data: a ValueError, like every other record error)
+                f"{where}: '{field}' holds {token!r} ({type(token).__name__}) at position {position}; token ids are "
+                "integers."
+            )
+        if token < 0 or (vocab_size is not None and token >= vocab_size):
+            limit = f" (the vocabulary has {vocab_size} ids)" if vocab_size is not None else ""
+            raise ValueError(f"{where}: '{field}' holds the out-of-range token id {token} at position {position}{limit}.")
+
+
 def _validate_record(index: int, record: Mapping[str, Any], block_size: int) -> None:
-    prompt = record.get("prompt_ids")
-    trajectory = record.get("trajectory")
-    if prompt is None or trajectory is None:
-        raise ValueError(f"Record {index}: expected fields 'prompt_ids' and 'trajectory', got {sorted(record)}.")
+    missing = _missing_fields(record, ("prompt_ids", "trajectory"))
+    if missing:
+        raise ValueError(
+            f"Record {index}: missing field(s) {missing} (absent or null); a trajectory record needs 'prompt_ids' and "
+            f"'trajectory' (it has {sorted(k for k, v in record.items() if v is not None)})."
+        )
+    prompt, trajectory = record["prompt_ids"], record["trajectory"]
+    _check_token_ids(prompt, f"Record {index}", "prompt_ids")
     if len(prompt) == 0:
         raise ValueError(f"Record {index}: 'prompt_ids' is empty; Jacobi blocks continue a non-empty prompt.")
     if len(trajectory) == 0:
@@ -117,7 +143,10 @@ def _validate_record(index: int, record: Mapping[str, Any], block_size: int) -> 
     for j, iterates in enumerate(trajectory):
         if len(iterates) == 0:
             raise ValueError(f"Record {index}, block {j}: no Jacobi iterates (need at least the fixed point).")
+        if iterates is None:
+            raise ValueError(f"Record {index}, block {j}: null instead of its Jacobi iterates.")
         for t, draft in enumerate(iterates):
+            _check_token_ids(draft, f"Record {index}, block {j}, iterate {t}", "trajectory")
             if len(draft) != block_size:
                 raise ValueError(
                     f"Record {index}, block {j}, iterate {t}: has {len(draft)} tokens, expected block_size="
@@ -272,16 +301,54 @@ def packing_info(dataset: Any) -> dict[str, Any] | None:
     return merged
 
 
+def _check_id_column(column: Any, depth: int, names: Sequence, field: str, vocab_size: int | None, ids: bool = True):
+    """Arrow check of a column of `depth` nested lists of integers: no null list or value, integers only, and (for
+    token ids) every id in `[0, vocab_size)`. Errors name the record (`names[row]`) and the field."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    rows = np.arange(len(values))
+    for level in range(depth + 1):
+        if values.null_count:
+            row = int(rows[np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0]])
+            what = "a null list" if level < depth else "a null value"
+            raise ValueError(f"Record {names[row]}: '{field}' holds {what}.")
+        if level == depth:
+            break
+        if not (pa.types.is_list(values.type) or pa.types.is_large_list(values.type)):
+            raise ValueError(f"'{field}' must be nested lists of integers, got the Arrow type {column.type}.")
+        rows = rows[pc.list_parent_indices(values).to_numpy(zero_copy_only=False)]
+        values = pc.list_flatten(values)
+    if not pa.types.is_integer(values.type):
+        if not len(values):
+            return
+        raise ValueError(f"'{field}' must hold integers (token ids), got the Arrow type {values.type}.")
+    numbers = values.to_numpy(zero_copy_only=False)
+    bad = (numbers < 0) | (numbers >= vocab_size) if ids and vocab_size is not None else numbers < 0
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        if ids:
+            limit = f" (the vocabulary has {vocab_size} ids)" if vocab_size is not None else ""
+            problem = f"the out-of-range token id {int(numbers[first])}{limit}"
+        else:
+            problem = f"the negative value {int(numbers[first])}"
+        raise ValueError(f"Record {names[int(rows[first])]}: '{field}' holds {problem}.")
+
+
 def validate_packed_dataset(
     dataset: Dataset,
     block_size: int | None = None,
     max_positions: int | None = None,
     max_length: int | None = None,
     batch_size: int = 1024,
+    vocab_size: int | None = None,
 ) -> int:
     """Check every packed record before training starts; return the block size.
 
-    Reads only list lengths (Arrow, batched), so it is cheap even for large datasets. Errors name the record.
+    Reads list lengths and token ids as Arrow arrays (batched), so it is cheap even for large datasets. Errors name
+    the record and the field: null lists or ids, non-integer or negative ids, and (given `vocab_size`) ids the
+    model's embedding does not have, which would otherwise fail deep inside the forward.
 
     Args:
         dataset (`datasets.Dataset`): output of [`pack_trajectories`] (or the same columns).
@@ -289,11 +356,12 @@ def validate_packed_dataset(
         max_positions (`int`, *optional*): the model's `max_position_embeddings`; position ids run up to
             `P + T * n - 1`.
         max_length (`int`, *optional*): limit on the packed length `P + 2 * T * n`.
+        vocab_size (`int`, *optional*): the number of rows of the model's input embedding.
     """
     import pyarrow.compute as pc
 
     if "noisy_starts" in dataset.column_names:
-        return _validate_state_dataset(dataset, block_size, max_positions, max_length)
+        return _validate_state_dataset(dataset, block_size, max_positions, max_length, batch_size, vocab_size)
     missing = {"prompt_ids", "noisy_blocks", "clean_blocks"} - set(dataset.column_names)
     if missing:
         raise ValueError(
@@ -306,6 +374,8 @@ def validate_packed_dataset(
     for table in dataset.select_columns(columns).with_format("arrow").iter(batch_size=batch_size):
         rows = table.num_rows
         names = table.column("record_index").to_pylist() if has_record_index else range(offset, offset + rows)
+        for col, depth in (("prompt_ids", 1), ("noisy_blocks", 2), ("clean_blocks", 2)):
+            _check_id_column(table.column(col), depth, names, col, vocab_size)
         prompt_len = pc.list_value_length(table.column("prompt_ids")).to_numpy(zero_copy_only=False)
         num_blocks = {}
         for col in ("noisy_blocks", "clean_blocks"):
@@ -352,12 +422,20 @@ def validate_packed_dataset(
     return block_size
 
 
-def _validate_state_dataset(dataset: Dataset, block_size, max_positions, max_length) -> int:
+def _validate_state_dataset(
+    dataset: Dataset, block_size, max_positions, max_length, batch_size: int = 1024, vocab_size: int | None = None
+) -> int:
     """[`validate_packed_dataset`] for the state layout (`prompt_ids`, `clean_ids`, `noisy_starts`, `noisy_blocks`)."""
     missing = {"prompt_ids", "clean_ids", "noisy_starts", "noisy_blocks"} - set(dataset.column_names)
     if missing:
         raise ValueError(f"State records lack the columns {sorted(missing)}.")
     names = dataset["record_index"] if "record_index" in dataset.column_names else range(len(dataset))
+    fields = (("prompt_ids", 1, True), ("clean_ids", 1, True), ("noisy_starts", 1, False), ("noisy_blocks", 2, True))
+    offset = 0
+    for table in dataset.select_columns([f[0] for f in fields]).with_format("arrow").iter(batch_size=batch_size):
+        for col, depth, ids in fields:
+            _check_id_column(table.column(col), depth, names[offset : offset + table.num_rows], col, vocab_size, ids)
+        offset += table.num_rows
     columns = dataset.select_columns(["prompt_ids", "clean_ids", "noisy_starts", "noisy_blocks"])
     for name, row in zip(names, columns):
         P, C, starts, states = len(row["prompt_ids"]), len(row["clean_ids"]), row["noisy_starts"], row["noisy_blocks"]
@@ -426,10 +504,26 @@ def pack_states(
             clean = [t for iterates in record["trajectory"] for t in iterates[-1]]
             states = [(j * block_size, list(it)) for j, iterates in enumerate(record["trajectory"]) for it in iterates[:-1]]
         elif record.get("noisy_starts") is not None:
+            missing = _missing_fields(record, ("prompt_ids", "clean_ids", "noisy_blocks"))
+            if missing:
+                raise ValueError(
+                    f"Record {index}: missing field(s) {missing} (absent or null); a state record needs 'prompt_ids', "
+                    "'clean_ids', 'noisy_starts' and 'noisy_blocks'."
+                )
+            _check_token_ids(record["prompt_ids"], f"Record {index}", "prompt_ids")
+            _check_token_ids(record["clean_ids"], f"Record {index}", "clean_ids")
+            for b, (start, state) in enumerate(zip(record["noisy_starts"], record["noisy_blocks"])):
+                if start is None or state is None:
+                    raise ValueError(f"Record {index}: noisy state {b} has a null start or block.")
+                _check_token_ids(state, f"Record {index}, noisy block {b}", "noisy_blocks")
             clean = list(record["clean_ids"])
             states = list(zip(record["noisy_starts"], record["noisy_blocks"]))
         else:
-            raise ValueError(f"Record {index}: expected 'trajectory' or 'noisy_starts'/'noisy_blocks', got {sorted(record)}.")
+            present = sorted(k for k, v in record.items() if v is not None)
+            raise ValueError(
+                f"Record {index}: missing field 'trajectory' or 'noisy_starts' (absent or null); a record needs a "
+                f"'trajectory' or the state fields 'noisy_starts'/'noisy_blocks' (it has {present})."
+            )
         end = next((i + 1 for i, t in enumerate(clean) if t in eos_ids), None)
         if end is None and trim_loops:
             loop = loop_start(clean)
