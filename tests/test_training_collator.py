@@ -93,6 +93,9 @@ def test_errors_name_the_example_and_record():
         JacobiForcingCollator(pad_token_id=0)([dict(EXAMPLE, noisy_blocks=[[20, 30]])])
     with pytest.raises(ValueError, match=r"Example 0.*pack_trajectories"):
         JacobiForcingCollator(pad_token_id=0)([{"prompt_ids": [1], "trajectory": [[[1, 2]]]}])
+    # a missing (or null) field is named as missing, not listed among those present
+    with pytest.raises(ValueError, match=r"noisy_blocks missing"):
+        JacobiForcingCollator(pad_token_id=0)([dict(EXAMPLE, noisy_blocks=None)])
     with pytest.raises(ValueError, match=r"flash"):
         JacobiForcingCollator(pad_token_id=0, attn_implementation="flash_attention_2")
 

@@ -2,7 +2,7 @@
 
 Two phases per batch of prompts:
 
-1. The fixed points: greedy continuation by `generate(generation_mode="jacobi")` (the decoding loop itself; its output
+1. The fixed points: greedy continuation by Jacobi decoding (`hf_jacobi.generation`) (the decoding loop itself; its output
    is the greedy one), cut into blocks `c_0 .. c_{T-1}` of `block_size` tokens.
 2. The trajectories: the Jacobi iteration of every block, all blocks of all rows at once. The prompt and the clean
    blocks are prefilled into a cache once; each iteration feeds every block's draft (after the last token of its
@@ -31,7 +31,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .demo import chat_prompt
-from .jacobi import JacobiDraft
+from .generation import JacobiDraft
+from .generation.generate import generate as jacobi_generate
+from .training.masks import draft_attention_mask
 
 RECORDS_FILE = "trajectories.jsonl"
 CONFIG_FILE = "collect_config.json"
@@ -104,40 +106,6 @@ def load_prompts(source) -> list[str]:
     return prompts
 
 
-def _block_masks(model, attention_mask, prompt_width, block_size, num_blocks, start, positions_ctx, positions_draft, dtype):
-    """Additive 4D masks `(batch, 1, T*m, cache_len + T*m)` for a draft forward of offsets `start..n-1` of every block
-    (`m = n - start`); additive so that eager attention is right too.
-
-    Offsets below `start` of every block are exact, so their keys are the cached clean ones: the query at offset `i`
-    of block `j` sees the cached real tokens before slot `prompt_width + j*n - 1 + start` and its own block's fed
-    tokens up to itself. Models with a sliding window get the window applied on positions; hybrid models get one mask
-    per layer type.
-    """
-    batch, cache_len = attention_mask.shape
-    m = block_size - start
-    device = attention_mask.device
-    block_of_query = torch.arange(num_blocks * m, device=device) // m
-    offset = torch.arange(num_blocks * m, device=device) % m
-    limit = prompt_width + block_of_query * block_size - 1 + start  # cache slots < limit are context
-    see_cache = (torch.arange(cache_len, device=device)[None, :] < limit[:, None])[None] & attention_mask[:, None, :].bool()
-    same_block = block_of_query[:, None] == block_of_query[None, :]
-    see_draft = (same_block & (offset[None, :] <= offset[:, None]))[None].expand(batch, -1, -1)
-    visible = torch.cat([see_cache, see_draft], dim=-1)
-
-    def additive(mask):
-        return torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(~mask, torch.finfo(dtype).min)[:, None]
-
-    window = getattr(model.config, "sliding_window", None)
-    if not window:
-        return additive(visible)
-    key_positions = torch.cat([positions_ctx, positions_draft], dim=-1)
-    in_window = (positions_draft[:, :, None] - key_positions[:, None, :]) < window
-    layer_types = getattr(model.config, "layer_types", None)
-    if layer_types and len(set(layer_types)) > 1:
-        return {"full_attention": additive(visible), "sliding_attention": additive(visible & in_window)}
-    return additive(visible & in_window)
-
-
 @torch.no_grad()
 def jacobi_trajectories(model, sequences, attention_mask, prompt_width, block_size, num_blocks, draft, eos_token_id):
     """Phase 2 for one batch: every block's Jacobi iterates, from the initial draft to the fixed point.
@@ -189,7 +157,7 @@ def jacobi_trajectories(model, sequences, attention_mask, prompt_width, block_si
         start = int(right.long().cumprod(-1).sum(-1)[~done].min())  # shortest exact prefix still iterating
         fed = torch.cat([context_tokens[:, :, None], current[:, :, :-1]], dim=-1)[:, :, start:]
         positions = positions_fed[:, :, start:].reshape(batch, -1)
-        masks = _block_masks(model, attention_mask, prompt_width, n, T, start, positions_all, positions, dtype)
+        masks = draft_attention_mask(model, attention_mask, prompt_width, n, T, start, positions_all, positions, dtype)
         out = model(input_ids=fed.reshape(batch, -1), attention_mask=masks, position_ids=positions, cache=cache,
                     use_cache=True)
         cache.crop(-fed[0].numel())
@@ -237,8 +205,8 @@ def decoding_states(model, tokenizer, batch, config: CollectConfig, seed: int) -
 
     handle = model.register_forward_pre_hook(record, with_kwargs=True)
     try:
-        sequences = model.generate(
-            **batch, do_sample=False, max_new_tokens=config.max_new_tokens, generation_mode="jacobi", block_size=n,
+        sequences = jacobi_generate(
+            model, **batch, do_sample=False, max_new_tokens=config.max_new_tokens, block_size=n,
             draft_init=config.draft_init, draft_seed=seed, pad_token_id=tokenizer.pad_token_id,
         )
     finally:
@@ -271,8 +239,8 @@ def decoding_states(model, tokenizer, batch, config: CollectConfig, seed: int) -
 def _chunk_trajectories(model, tokenizer, batch, config: CollectConfig, first_index: int, eos) -> list:
     """Both phases for one batch: the greedy continuation, padded to whole blocks, then every block's iterates."""
     n = config.block_size
-    sequences = model.generate(
-        **batch, do_sample=False, max_new_tokens=-(-config.max_new_tokens // n) * n, generation_mode="jacobi",
+    sequences = jacobi_generate(
+        model, **batch, do_sample=False, max_new_tokens=-(-config.max_new_tokens // n) * n,
         block_size=config.generate_block_size or n, pad_token_id=tokenizer.pad_token_id,
     )
     # Whole blocks: pad the continuation (rows past their EOS are padding already) to a multiple of n.
@@ -614,8 +582,6 @@ def collect_trajectories(
       length) before anything is written: skipping them silently would change the data set.
     """
     import datasets
-
-    import hf_jacobi  # noqa: F401  (generation_mode="jacobi")
 
     config = config or CollectConfig()
     prompts = load_prompts(prompts)

@@ -129,10 +129,13 @@ class JacobiForcingCollator(DataCollatorMixin):
         name = f"Example {i} of the batch" + (
             f" (record {example['record_index']})" if example.get("record_index") is not None else ""
         )
-        if not {"prompt_ids", "noisy_blocks"} <= set(example) or not {"clean_blocks", "clean_ids"} & set(example):
+        missing = [field for field in ("prompt_ids", "noisy_blocks") if example.get(field) is None]
+        if example.get("clean_blocks") is None and example.get("clean_ids") is None:
+            missing.append("clean_blocks (or clean_ids)")
+        if missing:
             raise ValueError(
-                f"{name}: expected packed fields 'prompt_ids', 'noisy_blocks', 'clean_blocks', got {sorted(example)}. "
-                "Pack trajectory records with `pack_trajectories` first."
+                f"{name}: packed field(s) {', '.join(missing)} missing. Pack trajectory records with "
+                "`pack_trajectories` (or decoding-state records with `pack_states`) first."
             )
         if example.get("noisy_starts") is not None:
             return self._state_layout(name, example, block_size)

@@ -130,7 +130,10 @@ class JacobiForcingTrainer(SFTTrainer):
         self.jacobi_block_size = args.block_size
         for dataset in datasets.values():
             if isinstance(dataset, Dataset):
-                n = validate_packed_dataset(dataset, self.jacobi_block_size, max_positions, args.max_length)
+                n = validate_packed_dataset(
+                    dataset, self.jacobi_block_size, max_positions, args.max_length,
+                    vocab_size=self.model.get_input_embeddings().num_embeddings,
+                )
                 self.jacobi_block_size = self.jacobi_block_size or n
 
         if data_collator is None:
