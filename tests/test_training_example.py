@@ -30,9 +30,11 @@ def test_example_script(tmp_path, lora):
     data = tmp_path / "trajectories.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in random_trajectory_records(4, block_size=4, num_blocks=2)))
     argv = [
-        "--model", str(model_dir), "--trajectories", str(data), "--output-dir", str(tmp_path / "out"),
-        "--block-size", "4", "--noise-window", "2", "--max-steps", "2", "--batch-size", "2", "--learning-rate", "1e-3",
-    ] + (["--lora", "--lora-r", "2"] if lora else [])  # fmt: skip
+        "--model_name_or_path", str(model_dir), "--trajectories", str(data), "--output_dir", str(tmp_path / "out"),
+        "--block_size", "4", "--noise_window", "2", "--max_steps", "2", "--per_device_train_batch_size", "2",
+        "--learning_rate", "1e-3", "--use_cpu", "--bf16", "false", "--gradient_checkpointing", "false",
+        "--report_to", "none", "--save_strategy", "no",
+    ] + (["--use_peft", "--lora_r", "2", "--lora_target_modules", "all-linear"] if lora else [])  # fmt: skip
     trainer = load_example().main(argv)
     assert trainer.state.global_step == 2
     out = tmp_path / "out"
