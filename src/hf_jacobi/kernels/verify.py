@@ -1,5 +1,5 @@
 # Copyright 2026 The hf_jacobi authors. Apache-2.0.
-"""Choosing the Jacobi verification step: the fused `jacobi-verify` kernel on GPUs, else `jacobi.verify_block`."""
+"""Choosing the Jacobi verification step: the fused `jacobi-verify` kernel on GPUs, else `hf_jacobi.verify_block`."""
 
 from __future__ import annotations
 
@@ -15,13 +15,19 @@ from .. import jacobi
 
 logger = logging.getLogger("hf_jacobi")
 
-#: Hub kernel repository of the `kernels/jacobi_verify` package, and its API version (branch `v1`).
+#: Hub kernel repository name of the `kernels/jacobi_verify` package, and its API version (branch `v1`). Nobody
+#: controls this name for hf_jacobi: it is not trusted, and so not downloaded, unless the user says so (or the Hub
+#: marks its publisher as a trusted kernel publisher).
 DEFAULT_VERIFY_REPO = "hf-jacobi/jacobi-verify"
 DEFAULT_VERIFY_VERSION = 1
-#: A local kernel package directory (the folder holding `build/`) to load instead of the Hub repository.
+#: A local kernel package directory (the folder holding `build/`) to load instead of the Hub repository. Whatever
+#: folder it names is imported, so its Python code runs in this process.
 VERIFY_KERNEL_ENV = "HF_JACOBI_VERIFY_KERNEL"
+#: Comma-separated Hub kernel repositories the user trusts: hf_jacobi passes them to `kernels.get_kernel` as
+#: `trust_remote_code`, which lets it download and run their code.
+TRUSTED_KERNELS_ENV = "HF_JACOBI_TRUSTED_KERNELS"
 
-_TORCH = "torch (hf_jacobi.jacobi.verify_block)"
+_TORCH = "torch (hf_jacobi.verify_block)"
 _CHECK_DEVICE = "cuda"
 
 
@@ -38,6 +44,25 @@ def _local_override(repo_id: str) -> str | None:
     return None
 
 
+class UntrustedKernelError(ValueError):
+    """The Hub kernel repository is not trusted, so its code was neither downloaded nor run."""
+
+
+def _user_trust(trust_remote_code: bool | list[str] | tuple[str, ...] = False) -> bool | list[str]:
+    """What the user trusts: `True` (any repository), or the repository ids of the argument and of the environment."""
+    if trust_remote_code is True:
+        return True
+    from_env = [name.strip() for name in os.environ.get(TRUSTED_KERNELS_ENV, "").split(",") if name.strip()]
+    return list(dict.fromkeys([*(trust_remote_code or []), *from_env]))
+
+
+def _opt_in_hint(repo_id: str) -> str:
+    return (
+        f"to trust it, set {TRUSTED_KERNELS_ENV}={repo_id} or pass trust_remote_code=[{repo_id!r}] "
+        "(this downloads and runs that repository's code)"
+    )
+
+
 def load_verify_kernel(
     repo_id: str = DEFAULT_VERIFY_REPO,
     *,
@@ -47,13 +72,24 @@ def load_verify_kernel(
 ):
     """Load the `jacobi-verify` kernel module with the `kernels` library; raises when it cannot.
 
-    Looks, in order, at the package directory named by `HF_JACOBI_VERIFY_KERNEL` (`kernels.get_local_kernel`), then
-    `kernels.get_kernel(repo_id, ...)`, which honours `LOCAL_KERNELS="<repo_id>=<dir>"` and otherwise downloads from the
-    Hub (with `HF_HUB_OFFLINE=1`: the local Hub cache only). `DEFAULT_VERIFY_REPO` is trusted; another repository
-    needs `trust_remote_code=True` or `[repo_id]` unless its publisher is trusted on the Hub.
+    Looks, in order, at:
+
+    1. the package directory named by `HF_JACOBI_VERIFY_KERNEL` (`kernels.get_local_kernel`);
+    2. `LOCAL_KERNELS="<repo_id>=<dir>"`, read by `kernels.get_kernel`;
+    3. the Hub repository `repo_id` (with `HF_HUB_OFFLINE=1`: the local Hub cache only), if it is trusted.
+
+    Both environment variables import and run the Python code of whatever folder they name, like any local package:
+    point them only at code you trust. A Hub repository is trusted when the user says so, with `trust_remote_code=True`
+    (every repository), `trust_remote_code=[repo_id, ...]` or `HF_JACOBI_TRUSTED_KERNELS="<repo_id>,..."`, or,
+    online, when the `kernels` library finds that its publisher is a trusted kernel publisher on the Hub. hf_jacobi
+    trusts no repository by itself, `DEFAULT_VERIFY_REPO` included (hf_jacobi does not control that name). Offline,
+    a publisher cannot be checked, so a Hub-cache copy loads only when the user trusts it.
 
     Returns:
         `(module, source)`: the kernel module and a short description of where it came from.
+
+    Raises:
+        `UntrustedKernelError` (a `ValueError`): the Hub repository is not trusted; the message says how to opt in.
     """
     import kernels
 
@@ -62,9 +98,23 @@ def load_verify_kernel(
         return kernels.get_local_kernel(Path(path)), f"{VERIFY_KERNEL_ENV}={path}"
     if revision is None and version is None:
         version = DEFAULT_VERIFY_VERSION
-    trust = True if trust_remote_code is True else [DEFAULT_VERIFY_REPO, *(trust_remote_code or [])]
-    module = kernels.get_kernel(repo_id, revision=revision, version=version, trust_remote_code=trust)
+    trust = _user_trust(trust_remote_code)
+    trusted = trust is True or repo_id in trust
     local = _local_override(repo_id)
+    if not (trusted or local) and constants.HF_HUB_OFFLINE:
+        raise UntrustedKernelError(
+            f"{repo_id} is not trusted and, offline, its publisher cannot be checked; {_opt_in_hint(repo_id)}."
+        )
+    try:
+        module = kernels.get_kernel(repo_id, revision=revision, version=version, trust_remote_code=trust)
+    except Exception as error:
+        if trusted or local:
+            raise
+        reason = _first_line(error, limit=160).split(". ")[0]
+        raise UntrustedKernelError(
+            f"{repo_id} is not trusted by the user and did not load as a trusted publisher's kernel ({reason}); "
+            f"{_opt_in_hint(repo_id)}."
+        ) from error
     where = f"LOCAL_KERNELS path {local}" if local else ("Hub cache" if constants.HF_HUB_OFFLINE else "Hub")
     return module, f"{repo_id} ({where})"
 
@@ -123,7 +173,9 @@ def _decide(use_kernels: bool, repo_id: str, revision, version, trust_remote_cod
         kernel, source = load_verify_kernel(
             repo_id, revision=revision, version=version, trust_remote_code=trust_remote_code
         )
-    except Exception as error:  # noqa: BLE001 (offline, unpublished, untrusted...: the exact torch path serves)
+    except UntrustedKernelError as error:
+        return jacobi.verify_block, logging.WARNING, f"{_TORCH}: {error}"
+    except Exception as error:  # noqa: BLE001 (offline, unpublished, no build for this system...: torch serves)
         wanted = (
             f"{VERIFY_KERNEL_ENV}={os.environ[VERIFY_KERNEL_ENV]}" if os.environ.get(VERIFY_KERNEL_ENV) else repo_id
         )
@@ -146,10 +198,10 @@ def _decide(use_kernels: bool, repo_id: str, revision, version, trust_remote_cod
 
 
 @functools.cache
-def _choose(use_kernels: bool, repo_id: str, revision, version, trust_remote_code):
-    if isinstance(trust_remote_code, tuple):
-        trust_remote_code = list(trust_remote_code)
-    verify_fn, level, message = _decide(use_kernels, repo_id, revision, version, trust_remote_code)
+def _choose(use_kernels: bool, repo_id: str, revision, version, trust, environment):
+    """`environment` (the kernel-folder variables) is only part of the cache key: a change makes a new decision."""
+    trust = trust if trust is True else list(trust)
+    verify_fn, level, message = _decide(use_kernels, repo_id, revision, version, trust)
     logger.log(level, "Jacobi verification: %s", message)
     return verify_fn
 
@@ -166,12 +218,28 @@ def get_verify_fn(
 
     The fused kernel is used when `use_kernels` is set, a CUDA device is present, the kernel loads (see
     `load_verify_kernel`), Triton is installed and the kernel matches the torch reference on a check run at load.
-    Otherwise `hf_jacobi.jacobi.verify_block` is returned. Both give identical tokens. The choice is made once per
-    process for each set of arguments and logged in one line on the `hf_jacobi` logger.
+    Otherwise `hf_jacobi.verify_block` is returned. Both give identical tokens. The choice is made once per process
+    for each set of arguments and environment, and logged in one line on the `hf_jacobi` logger (a warning, saying
+    how to opt in, when the kernel repository is not trusted).
+
+    Trust: the Hub repository `repo_id` is downloaded and its code run only when the user trusts it:
+    `trust_remote_code=True` (any repository), `trust_remote_code=[repo_id]`, or the environment variable
+    `HF_JACOBI_TRUSTED_KERNELS="<repo_id>[,<repo_id>...]"`, which is how `model.generate(..., use_kernels=True)`
+    (which calls this function with its defaults) opts in. Online, a repository whose publisher the `kernels` library
+    trusts loads without it. `HF_JACOBI_VERIFY_KERNEL=<dir>` and `LOCAL_KERNELS="<repo_id>=<dir>"` load a local
+    folder instead, importing and running its Python code, whatever that folder holds.
+
+    Args:
+        use_kernels (`bool`): whether to try the fused kernel at all.
+        repo_id (`str`): Hub kernel repository; `DEFAULT_VERIFY_REPO` by default, which is not trusted by default.
+        revision (`str`, *optional*): branch, tag or commit of `repo_id` (instead of `version`).
+        version (`int`, *optional*): kernel API version (branch `v<version>`); `DEFAULT_VERIFY_VERSION` by default.
+        trust_remote_code (`bool` or `list[str]`): repositories trusted in addition to `HF_JACOBI_TRUSTED_KERNELS`.
 
     Returns:
         A callable `(block, scores, do_sample) -> (predictions, accepted)`.
     """
-    if isinstance(trust_remote_code, list):
-        trust_remote_code = tuple(trust_remote_code)
-    return _choose(bool(use_kernels), repo_id, revision, version, trust_remote_code)
+    trust = _user_trust(trust_remote_code)
+    trust = trust if trust is True else tuple(trust)
+    environment = (os.environ.get(VERIFY_KERNEL_ENV), os.environ.get("LOCAL_KERNELS"))
+    return _choose(bool(use_kernels), repo_id, revision, version, trust, environment)

@@ -8,7 +8,7 @@
 
 `verify_reference` is the same function in plain torch; `verify` runs the Triton kernel where it can (CUDA tensors, or
 any tensors under `TRITON_INTERPRET=1`) and the reference otherwise, so its results never depend on the path.
-`verify_block(block, scores, do_sample)` has the signature of `hf_jacobi.jacobi.verify_block`.
+`verify_block(block, scores, do_sample)` has the signature of `hf_jacobi.verify_block`.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def verify(draft: torch.Tensor, logits: torch.Tensor, num_candidates: int = 1, f
 
 
 def verify_block(block: torch.Tensor, scores: torch.Tensor, do_sample: bool = False):
-    """Drop-in for `hf_jacobi.jacobi.verify_block`: `(predictions (batch, n), accepted (batch,))`.
+    """Drop-in for `hf_jacobi.verify_block`: `(predictions (batch, n), accepted (batch,))`.
 
     Greedy verification runs `verify`; sampling runs the torch implementation (softmax + multinomial).
     """

@@ -43,7 +43,7 @@ def check_inputs(draft: torch.Tensor, logits: torch.Tensor, num_candidates: int)
 
 
 def accept_length(draft: torch.Tensor, predictions: torch.Tensor) -> torch.Tensor:
-    """The Jacobi acceptance rule (same as `hf_jacobi.jacobi.accept_length`)."""
+    """The Jacobi acceptance rule (same as `hf_jacobi.accept_length`)."""
     matches = (draft[:, 1:] == predictions[:, :-1]).long()
     return 1 + matches.cumprod(dim=-1).sum(dim=-1)
 
@@ -75,7 +75,7 @@ def verify_reference(
 
 
 def select_tokens(scores: torch.Tensor, do_sample: bool) -> torch.Tensor:
-    """argmax, or a sample of the processed distribution (same as `hf_jacobi.jacobi.select_tokens`)."""
+    """argmax, or a sample of the processed distribution (as hf_jacobi selects tokens)."""
     if not do_sample:
         return scores.argmax(-1)
     probs = torch.softmax(scores, dim=-1)
