@@ -87,7 +87,7 @@ def load_kernel(kernel_dir: str):
 
 
 def microbenchmark(args) -> None:
-    from hf_jacobi import jacobi
+    from hf_jacobi.generation import verification as jacobi
 
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)

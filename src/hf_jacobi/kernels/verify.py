@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from huggingface_hub import constants
 
-from .. import jacobi
+from ..generation import verification as jacobi
 
 logger = logging.getLogger("hf_jacobi")
 
