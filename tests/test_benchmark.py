@@ -1,5 +1,11 @@
+import inspect
 import json
+import os
+import sys
+import time
+from pathlib import Path
 
+import pytest
 import torch
 import transformers
 
@@ -38,3 +44,83 @@ def test_benchmark_two_models_side_by_side(tmp_path):
             ) == (1, "lookup2 in draft (5)")
     assert rows["trained/hf_prompt_lookup"]["block_size"] is None
     assert (out / "results.png").stat().st_size > 0
+
+
+def _problem(test: str) -> dict:
+    return {"task_id": "t/0", "prompt": 'def f():\n    """Return 1."""\n', "entry_point": "f", "test": test}
+
+
+def test_passes_tests_runs_isolated_in_a_fresh_folder_with_a_stripped_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "secret")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    report = tmp_path / "report.json"
+    test = f"""
+import json, os, sys
+
+def check(candidate):
+    assert candidate() == 1
+    with open({str(report)!r}, "w") as handle:
+        json.dump({{"env": sorted(os.environ), "cwd": os.getcwd(), "files": os.listdir("."),
+                   "isolated": sys.flags.isolated}}, handle)
+"""
+    answer = "```python\ndef f():\n    return 1\n```"
+    assert benchmark.passes_tests(_problem(test), answer)
+    seen = json.loads(report.read_text())
+    assert set(seen["env"]) <= {"PATH", "LC_CTYPE"}  # LC_CTYPE: Python's own C-locale coercion
+    assert seen["isolated"] == 1 and seen["files"] == ["program.py"]
+    first = seen["cwd"]
+    assert not os.path.exists(first)  # removed afterwards
+    assert benchmark.passes_tests(_problem(test), answer)
+    assert json.loads(report.read_text())["cwd"] != first  # a fresh folder per program
+    assert not benchmark.passes_tests(_problem(test), "```python\ndef f():\n    return 2\n```")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_run_untrusted_program_times_out_and_kills_what_it_started(tmp_path):
+    pid_file = tmp_path / "pid"
+    program = f"""
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+open({str(pid_file)!r}, "w").write(str(child.pid))
+while True:
+    pass
+"""
+    start = time.perf_counter()
+    assert benchmark.run_untrusted_program(program, timeout=2) is None
+    assert time.perf_counter() - start < 10
+    pid = int(pid_file.read_text())
+    for _ in range(50):  # the orphan is reaped by init: gone, or a zombie for a moment
+        status = Path(f"/proc/{pid}/status")
+        if not status.exists() or "\nState:\tZ" in status.read_text():
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the program's child survived the timeout")
+    assert benchmark.run_untrusted_program("import sys; sys.exit(3)") == 3
+
+
+class _Tokenizer:
+    def decode(self, tokens, skip_special_tokens=True):
+        return "```python\ndef f():\n    return 1\n```"
+
+
+def test_pass_at_1_is_opt_in(tmp_path, monkeypatch):
+    assert inspect.signature(benchmark.run_benchmark).parameters["pass_at_1"].default is False
+    methods = benchmark.default_methods([2], prompt_lookup=False)
+    records = {m.name: [{"task_id": "t/0", "tokens": [1, 2, 3], "seconds": 1.0, "forwards": 2}] for m in methods}
+    problems = [_problem("def check(candidate):\n    assert candidate() == 1\n")]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("generated code executed without pass_at_1")
+
+    monkeypatch.setattr(benchmark, "passes_tests", refuse)
+    result = benchmark.summarize(records, methods, problems, _Tokenizer(), pass_at_1=False)
+    assert not benchmark.pass_at_1_computed(result) and "pass_at_1" not in benchmark.markdown_table(result)
+    out = benchmark.write_outputs(result, tmp_path / "off", {})
+    assert "pass@1 not computed" in (out / "results.md").read_text()
+    monkeypatch.undo()
+    result = benchmark.summarize(records, methods, problems, _Tokenizer(), pass_at_1=True)
+    assert [row["pass_at_1"] for row in result["methods"]] == [1.0, 1.0]
+    out = benchmark.write_outputs(result, tmp_path / "on", {})
+    assert "not computed" not in (out / "results.md").read_text()

