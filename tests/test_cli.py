@@ -5,6 +5,7 @@ import torch
 import transformers
 
 from hf_jacobi import cli
+from hf_jacobi.generation import JacobiConfig
 from hf_jacobi.demo import SMOLLM2_GGUF, smollm2_dir
 
 
@@ -104,19 +105,23 @@ def test_cli_every_option_has_help_and_shows_its_default():
     assert "(default: 4)" in " ".join(subparsers["collect"].format_help().split())
 
 
+def jacobi(**settings):
+    return {"generation_mode": "jacobi", "jacobi_config": JacobiConfig(**settings)}
+
+
 def test_cli_lookup_options_mean_the_same_unit_everywhere(capsys):
     parser = cli.build_parser()
     # --lookup-tokens: lookup tokens per forward in both; block sizes only in --block-size(s) options
     args = parser.parse_args(["generate", "hi", "--lookup-mode", "draft", "--lookup-tokens", "5"])
-    assert cli._generate_jacobi_kwargs(args) == {"generation_mode": "jacobi", "block_size": 16, "lookup_ngram": 2,
-                                                 "lookup_mode": "draft", "lookup_num_tokens": 5}
+    assert cli._generate_jacobi_kwargs(args) == jacobi(block_size=16, lookup_ngram=2, lookup_mode="draft",
+                                                       lookup_num_tokens=5)
     assert capsys.readouterr().err == ""
     old = parser.parse_args(["generate", "hi", "--lookup", "3", "--lookup-draft", "5"])
     assert "--lookup-draft is deprecated" in capsys.readouterr().err
-    assert cli._generate_jacobi_kwargs(old) == {"generation_mode": "jacobi", "block_size": 16, "lookup_ngram": 3,
-                                                "lookup_mode": "draft", "lookup_num_tokens": 5}
-    assert cli._generate_jacobi_kwargs(parser.parse_args(["generate", "hi", "--lookup", "2"])) == {
-        "generation_mode": "jacobi", "block_size": 16, "lookup_ngram": 2}
+    assert cli._generate_jacobi_kwargs(old) == jacobi(block_size=16, lookup_ngram=3, lookup_mode="draft",
+                                                      lookup_num_tokens=5)
+    assert cli._generate_jacobi_kwargs(parser.parse_args(["generate", "hi", "--lookup", "2"])) == jacobi(
+        block_size=16, lookup_ngram=2)
     args = parser.parse_args(["bench", "--lookup-draft-block-sizes", "1", "4", "--lookup-tokens", "5"])
     assert (args.lookup_draft_block_sizes, args.lookup_tokens) == ([1, 4], 5)
     assert capsys.readouterr().err == ""
@@ -152,3 +157,20 @@ def test_cli_bench_executes_code_only_when_asked(monkeypatch, tmp_path, capsys):
     assert calls[-1]["pass_at_1"] is True and "not computed" not in capsys.readouterr().out
     cli.main(["bench", "--num-prompts", "1", "--pass-at-1", "--no-pass-at-1", "--output-dir", str(tmp_path)])
     assert calls[-1]["pass_at_1"] is False and "deprecated" in capsys.readouterr().err
+
+
+def test_cli_collect_resume_mismatch_is_one_error_line(tmp_path, capsys):
+    tokenizer = transformers.AutoTokenizer.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF)
+    config = transformers.LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+    torch.manual_seed(0)
+    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    (tmp_path / "prompts.jsonl").write_text('{"prompt": "def add(a, b):"}\n{"prompt": "write a loop"}\n')
+    argv = ["collect", "--model", str(tmp_path / "model"), "--prompts", str(tmp_path / "prompts.jsonl"),
+            "--output-dir", str(tmp_path / "out"), "--max-new-tokens", "8", "--batch-size", "2", "--device", "cpu"]
+    cli.main([*argv, "--block-size", "4"])
+    assert "2 prompts collected" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as error:
+        cli.main([*argv, "--block-size", "8"])  # a resume with other settings
+    assert str(error.value).startswith("error: ") and "block_size" in str(error.value)

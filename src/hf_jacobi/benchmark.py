@@ -23,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .demo import chat_prompt
+from .generation import JacobiConfig
 
 
 @dataclass
@@ -54,29 +55,29 @@ def default_methods(
     each block size, Jacobi with the lookup continuation in the draft (`lookup_mode="draft"`, up to
     `lookup_num_tokens`) at each size of `lookup_draft`, and `block_size="auto"`."""
     prefix = "" if model == "model" else f"{model}/"
-    jacobi = {"generation_mode": "jacobi"}
+
+    def jacobi(**settings) -> dict:
+        return {"generation_mode": "jacobi", "jacobi_config": JacobiConfig(**settings)}
+
     methods = [Method(f"{prefix}hf_greedy", model=model)]
     if prompt_lookup:
         methods.append(Method(f"{prefix}hf_prompt_lookup", {"prompt_lookup_num_tokens": 10}, model=model))
     for n in block_sizes:
-        methods.append(Method(f"{prefix}jacobi_n{n}", {**jacobi, "block_size": n}, n, model, "Jacobi"))
+        methods.append(Method(f"{prefix}jacobi_n{n}", jacobi(block_size=n), n, model, "Jacobi"))
         if multiblock is not None:
             k, pool = multiblock
-            methods.append(Method(f"{prefix}jacobi_n{n}_K{k}_pool{pool}",
-                                  {**jacobi, "block_size": n, "num_blocks": k, "pool_size": pool}, n, model,
-                                  f"Jacobi K={k} pool={pool}"))
+            methods.append(Method(f"{prefix}jacobi_n{n}_K{k}_pool{pool}", jacobi(block_size=n, num_blocks=k,
+                                  pool_size=pool), n, model, f"Jacobi K={k} pool={pool}"))
         if lookup:
-            methods.append(Method(f"{prefix}jacobi_n{n}_lookup{lookup}",
-                                  {**jacobi, "block_size": n, "lookup_ngram": lookup}, n, model,
-                                  f"Jacobi + lookup{lookup} row"))
+            methods.append(Method(f"{prefix}jacobi_n{n}_lookup{lookup}", jacobi(block_size=n, lookup_ngram=lookup),
+                                  n, model, f"Jacobi + lookup{lookup} row"))
     for n in lookup_draft:
         ngram = lookup or 2
-        settings = {"block_size": n, "lookup_ngram": ngram, "lookup_mode": "draft",
-                    "lookup_num_tokens": lookup_num_tokens}
-        methods.append(Method(f"{prefix}jacobi_n{n}_lookup{ngram}_draft{lookup_num_tokens}", {**jacobi, **settings},
-                              n, model, f"lookup{ngram} in draft ({lookup_num_tokens})"))
+        settings = jacobi(block_size=n, lookup_ngram=ngram, lookup_mode="draft", lookup_num_tokens=lookup_num_tokens)
+        methods.append(Method(f"{prefix}jacobi_n{n}_lookup{ngram}_draft{lookup_num_tokens}", settings, n, model,
+                              f"lookup{ngram} in draft ({lookup_num_tokens})"))
     if auto:
-        methods.append(Method(f"{prefix}jacobi_auto", {**jacobi, "block_size": "auto"}, model=model))
+        methods.append(Method(f"{prefix}jacobi_auto", jacobi(block_size="auto"), model=model))
     return methods
 
 

@@ -199,15 +199,12 @@ def _generate_jacobi_kwargs(args) -> dict:
     """The `generate` kwargs of `hf-jacobi generate`'s decoding flags."""
     if args.block_size == 0:
         return {}
-    kwargs = {"generation_mode": "jacobi", "block_size": args.block_size}
+    from hf_jacobi.generation import JacobiConfig
+
     ngram = args.lookup or (2 if args.lookup_mode == "draft" else 0)
-    if ngram:
-        kwargs["lookup_ngram"] = ngram
-    if args.lookup_mode == "draft":
-        kwargs["lookup_mode"] = "draft"
-    if args.lookup_tokens is not None:
-        kwargs["lookup_num_tokens"] = args.lookup_tokens
-    return kwargs
+    config = JacobiConfig(block_size=args.block_size, lookup_ngram=ngram,
+                          lookup_mode=args.lookup_mode if ngram else "row", lookup_num_tokens=args.lookup_tokens)
+    return {"generation_mode": "jacobi", "jacobi_config": config}
 
 
 def cmd_bench(args) -> None:
@@ -275,7 +272,10 @@ def cmd_collect(args) -> None:
         model_name=args.model or ("smollm2-jacobi-forcing" if args.jacobi_forcing else "smollm2"),
     )
     model, tokenizer = _load(args)
-    dataset = collect_trajectories(model, tokenizer, prompts, args.output_dir, config, max_chunks=args.max_chunks)
+    try:
+        dataset = collect_trajectories(model, tokenizer, prompts, args.output_dir, config, max_chunks=args.max_chunks)
+    except (ValueError, RuntimeError) as error:  # a resume that does not match, a held lock, a torn file, ...
+        raise SystemExit(f"error: {error}") from None
     print(f"{0 if dataset is None else len(dataset)} prompts collected in {args.output_dir}")
 
 
