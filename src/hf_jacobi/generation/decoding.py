@@ -144,9 +144,9 @@ def jacobi_decode(
         `torch.LongTensor` of shape `(batch, prompt_length + new_tokens)` or, with `return_dict_in_generate=True`,
         a `JacobiGenerateOutput`.
     """
-    settings = dict(block_size=block_size, draft_init=draft_init, draft_seed=draft_seed, num_blocks=num_blocks,
-                    spawn_ratio=spawn_ratio, pool_size=pool_size, lookup_ngram=lookup_ngram, lookup_mode=lookup_mode,
-                    lookup_num_tokens=lookup_num_tokens)
+    settings = {"block_size": block_size, "draft_init": draft_init, "draft_seed": draft_seed, "num_blocks": num_blocks,
+                "spawn_ratio": spawn_ratio, "pool_size": pool_size, "lookup_ngram": lookup_ngram,
+                "lookup_mode": lookup_mode, "lookup_num_tokens": lookup_num_tokens}
     config = JacobiConfig.from_generation_config(generation_config, jacobi_config, **settings)
     if config.block_size == "auto" and block_size_policy is None:
         raise ValueError(

@@ -17,7 +17,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 from transformers.data.data_collator import DataCollatorMixin
 
-from .masks import CLEAN, MASK_CONTEXTS, NOISY, PAD, PROMPT, jacobi_attention_mask, jacobi_block_mask  # noqa: F401
+from .masks import CLEAN, MASK_CONTEXTS, NOISY, PAD, PROMPT, jacobi_attention_mask, jacobi_block_mask
 
 IGNORE_INDEX = -100
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flex_attention")

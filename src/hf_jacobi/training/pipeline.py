@@ -145,7 +145,7 @@ def measure_tpf(model, tokenizer, prompts: list[str], block_size: int, max_new_t
 
 def _eval_prompts(count: int) -> list[str]:
     """Unseen prompts for TPF: HumanEval's first problems (an evaluation set, never trained on)."""
-    from ..benchmark import humaneval_instruction, load_humaneval
+    from ..data import humaneval_instruction, load_humaneval
 
     return [humaneval_instruction(p) for p in load_humaneval(count)]
 
