@@ -104,7 +104,7 @@ def main():
         output_dir=str(args.output_dir),
         block_size=args.block_size,
         # Jacobi decoding with one block drafts after an exact prefix, so noisy blocks see the clean blocks before
-        # them (the noisy-context default of the reference serves multi-block decoding)
+        # them (the noisy-context default of hao-ai-lab/JacobiForcing serves multi-block decoding)
         mask_context=args.mask_context,
         learning_rate=args.learning_rate,
         lr_scheduler_type="cosine",

@@ -1,4 +1,4 @@
-"""Multi-block decoding and rejection recycling (arXiv 2512.14681 §4.2): lossless, effective where they should be, unbiased under
+"""Multi-block decoding and rejection recycling (arXiv 2512.14681): lossless, effective where they should be, unbiased under
 sampling, and clear about bad input. The family-wide greedy identity lives in test_decoding_equivalence.py."""
 
 from collections import Counter

@@ -39,7 +39,7 @@ def test_consistency_loss_value_and_gradient():
     torch.testing.assert_close(loss, expected)
     loss.backward()
     assert teacher.grad is None  # the teacher is detached
-    # Same gradient as the reference's soft cross-entropy (KL differs from it by the teacher entropy only)
+    # Same gradient as hao-ai-lab/JacobiForcing's soft cross-entropy (KL differs from it by the teacher entropy only)
     student_ref = student.detach().clone().requires_grad_()
     soft_ce = -(p.detach() * F.log_softmax(student_ref[mask] / temperature, -1)).sum(-1)
     ((soft_ce / torch.tensor([2.0, 2.0, 4.0])).mean() * temperature**2).backward()

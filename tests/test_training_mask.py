@@ -1,4 +1,4 @@
-"""The decisive test of the packed Jacobi Forcing forward (spec section 3.5).
+"""The decisive test of the packed Jacobi Forcing forward (the attention mask of arXiv 2512.14681).
 
 Every row of the packed sequence sees a causal chain of tokens at the right positions, so its logits must equal a
 plain causal forward over exactly those tokens: clean and prompt rows over `prompt + c_0 + c_1 ...`, noisy block

@@ -1,4 +1,4 @@
-"""Collect the model's own Jacobi trajectories for Jacobi Forcing training (spec §3.1), resumably.
+"""Collect the model's own Jacobi trajectories for Jacobi Forcing training (arXiv 2512.14681: training on the model's own Jacobi trajectories), resumably.
 
 Two phases per batch of prompts:
 
@@ -53,7 +53,7 @@ class CollectConfig:
     seed: int = 0
     generate_block_size: int | None = None  # block size of phase 1 (default: block_size)
     model_name: str = ""
-    # "trajectory": every block's Jacobi iterates (paper §3). "decoding": the drafts the sliding-block decoder
+    # "trajectory": every block's Jacobi iterates (the paper's trajectories). "decoding": the drafts the sliding-block decoder
     # itself feeds (on-policy states, written in the state layout); at most `max_states` per prompt, drawn evenly.
     states: str = "trajectory"
     max_states: int | None = None

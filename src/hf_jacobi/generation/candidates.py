@@ -170,7 +170,7 @@ class JacobiDraft(CandidateSource):
 
 
 class MultiBlockDraft(JacobiDraft):
-    r"""Multi-block drafting (paper §4.2, without the recycling part): up to `num_blocks` blocks of `n` tokens in
+    r"""Multi-block drafting (arXiv 2512.14681, multi-block decoding, without the recycling part): up to `num_blocks` blocks of `n` tokens in
     flight, adapted to the sliding-block loop.
 
     Mapping to the paper's scheme:
@@ -270,7 +270,7 @@ class ContextLookupRows(CandidateSource):
 
 
 class RejectionRecycling(CandidateSource):
-    r"""Rejection recycling (paper §4.2): a pool of n-grams from rejected draft tails, verified as extra batch rows.
+    r"""Rejection recycling (arXiv 2512.14681, multi-block decoding with rejection recycling): a pool of n-grams from rejected draft tails, verified as extra batch rows.
 
     After each forward, a sequence's draft is rejected at its first wrong position `a`; the tail from there,
     `[d_a, ..., d_m, g_m]`, extended while each draft token equals the model's prediction after the one before it

@@ -36,7 +36,7 @@ class JacobiConfig:
         draft_init (`str`): filler for draft positions without a prediction yet: `"prompt"` (tokens sampled from
             the prompt, the paper's choice) or `"repeat"` (the last token).
         draft_seed (`int`): seed of the filler sampler (speed only; greedy output never depends on it).
-        num_blocks (`int`): blocks of `n` tokens in flight, `K` (1: plain Jacobi decoding; paper §4.2).
+        num_blocks (`int`): blocks of `n` tokens in flight, `K` (1: plain Jacobi decoding; the paper's multi-block decoding).
         spawn_ratio (`float`): `r` in (0, 1]: a pseudo-active block is spawned once `ceil(r * n)` positions of the
             real-active block are settled (0.85 in the paper).
         pool_size (`int`): rejected n-grams kept per sequence for rejection recycling (0: off).

@@ -1,6 +1,6 @@
 """Collator for Jacobi Forcing: one packed sequence per example, with its block-structured attention mask.
 
-Per example, the packed sequence is `[prompt | k_0 | c_0 | k_1 | c_1 | ... | k_{T-1} | c_{T-1}]` (arXiv 2512.14681 §4.1):
+Per example, the packed sequence is `[prompt | k_0 | c_0 | k_1 | c_1 | ... | k_{T-1} | c_{T-1}]` (arXiv 2512.14681, the packed training sequence):
 `k_j` is the noisy block and `c_j` the clean block (fixed point) at block `j`. Both use the positions
 `P + j*n .. P + j*n + n-1`, so one forward gives the clean (teacher) and noisy (student) logits of every block.
 
@@ -48,7 +48,7 @@ class JacobiForcingCollator(DataCollatorMixin):
         block_size (`int`, *optional*):
             Block size `n`. `None` reads it from each batch (all blocks of a batch must agree).
         mask_context (`str`, *optional*, defaults to `"noisy"`):
-            What earlier context a noisy block sees: the earlier noisy blocks (`"noisy"`, the reference default, and
+            What earlier context a noisy block sees: the earlier noisy blocks (`"noisy"`, the default of the upstream implementation, hao-ai-lab/JacobiForcing, and
             what multi-block decoding needs) or the earlier clean blocks (`"clean"`).
         attn_implementation (`str`, *optional*, defaults to `"sdpa"`):
             Mask format. `"sdpa"`: boolean, True = visible. `"eager"`: additive float (0 / dtype min), because eager
@@ -59,7 +59,7 @@ class JacobiForcingCollator(DataCollatorMixin):
         device (`str` or `torch.device`, *optional*, defaults to `"cpu"`):
             Device of the Flex `BlockMask` (must be the model's device; keep DataLoader workers at 0 for CUDA).
         train_on_prompt (`bool`, *optional*, defaults to `True`):
-            Whether the AR loss also predicts the prompt tokens, as in the reference recipe. The prediction of the
+            Whether the AR loss also predicts the prompt tokens, as in the upstream recipe (hao-ai-lab/JacobiForcing). The prediction of the
             first clean token from the prompt's last token is always a target.
         max_length (`int`, *optional*):
             Limit on the packed length `P + 2*T*n`. Longer examples raise (never truncated).

@@ -27,23 +27,23 @@ class JacobiForcingConfig(SFTConfig):
             Block size `n` of the training data. Data of another block size is refused with an error naming the
             record (a curriculum trains each block size as its own stage). `None` reads it from the data.
         mask_context (`str`, *optional*, defaults to `"noisy"`):
-            Context of a noisy block in the attention mask: the earlier noisy blocks (`"noisy"`, the reference
+            Context of a noisy block in the attention mask: the earlier noisy blocks (`"noisy"`, hao-ai-lab/JacobiForcing's
             default, matching multi-block decoding, which drafts on unverified tokens) or the earlier clean blocks
             (`"clean"`).
 
         > Parameters that control the losses
 
         ar_loss_weight (`float`, *optional*, defaults to `10.0`):
-            Weight of the next-token loss along the clean sequence (the reference uses 10). Total loss =
+            Weight of the next-token loss along the clean sequence (hao-ai-lab/JacobiForcing uses 10). Total loss =
             `ar_loss_weight * ar_loss + consistency_loss`.
         consistency_loss_weight (`float`, *optional*, defaults to `1.0`):
             Weight of the consistency loss; 0 trains the AR loss alone (the control of the overfit diagnostic).
         consistency_temperature (`float`, *optional*, defaults to `1.0`):
             Temperature of the consistency (distillation) loss; the loss is scaled by `temperature**2`.
         ar_loss_on_prompt (`bool`, *optional*, defaults to `True`):
-            Whether the AR loss also predicts the prompt tokens, as the reference does.
+            Whether the AR loss also predicts the prompt tokens, as hao-ai-lab/JacobiForcing does.
         consistency_normalization (`str`, *optional*, defaults to `"block"`):
-            `"block"`: each counted position is divided by its example's number of noisy blocks, as the reference
+            `"block"`: each counted position is divided by its example's number of noisy blocks, as hao-ai-lab/JacobiForcing
             divides by `T`. `"token"`: a plain mean over counted positions, so the consistency loss keeps its weight
             however many noisy states an example holds (use it with the state layout).
 

@@ -1,4 +1,4 @@
-"""Jacobi Forcing losses (spec section 3.6) as pure functions on tensors.
+"""Jacobi Forcing losses (arXiv 2512.14681: AR loss plus consistency loss) as pure functions on tensors.
 
 Total loss = `ar_weight * ar_loss + consistency_loss`; the trainer computes both from one packed forward.
 """
@@ -45,7 +45,7 @@ def consistency_loss(
 
     Per counted position, the divergence is computed at `temperature`, multiplied by `temperature**2` (so the
     gradient scale does not depend on the temperature) and divided by its example's number of blocks `T`; the loss
-    is the mean over counted positions. Dividing by each example's own `T` (the reference divides by the batch's
+    is the mean over counted positions. Dividing by each example's own `T` (hao-ai-lab/JacobiForcing divides by the batch's
     total) keeps the loss independent of the batch size.
 
     Args:

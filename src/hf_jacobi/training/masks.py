@@ -2,7 +2,7 @@
 (`jacobi_attention_mask`, `jacobi_block_mask` for FlexAttention) and for the draft forwards of trajectory collection
 (`draft_attention_mask`).
 
-Visibility (query -> keys), arXiv 2512.14681 §4.1; every row sees a causal chain of tokens, so its logits equal those
+Visibility (query -> keys), as the attention mask of arXiv 2512.14681; every row sees a causal chain of tokens, so its logits equal those
 of a plain causal forward over exactly the tokens it sees:
 
 - prompt: causal within the prompt;

@@ -7,7 +7,7 @@ A trajectory record, as written by trajectory collection, holds:
   blocks), the Jacobi iterates `s_j^0 .. s_j^m`, each `n` token ids. The last iterate is the fixed point, i.e. the
   clean block `c_j` (the greedy continuation).
 
-Packing keeps one iterate per block as its noisy block `k_j`, chosen by a noise schedule (spec section 3.3), and the
+Packing keeps one iterate per block as its noisy block `k_j`, chosen by a noise schedule (arXiv 2512.14681, progressive noise schedule), and the
 fixed point as its clean block. Nothing here fixes `n`: a curriculum (n=16, then 32, then 64) packs each stage's
 trajectories with its own block size, and records of another block size are refused.
 """

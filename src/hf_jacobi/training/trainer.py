@@ -42,7 +42,7 @@ _MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids")
 
 
 class JacobiForcingTrainer(SFTTrainer):
-    """Train a causal LM with Jacobi Forcing (spec section 3): AR loss plus consistency distillation from clean
+    """Train a causal LM with Jacobi Forcing (arXiv 2512.14681, progressive consistency distillation): AR loss plus consistency distillation from clean
     blocks to noisy blocks, both from one forward over `[prompt | k_0 | c_0 | k_1 | c_1 | ...]`.
 
     Used like [`~trl.SFTTrainer`]; the differences:
