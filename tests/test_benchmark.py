@@ -33,6 +33,11 @@ def test_benchmark_two_models_side_by_side(tmp_path):
         assert row["exact_match"] == 1.0  # lossless against the same model's greedy output
         assert row["tokens"] == 20 and row["tpf"] >= 1.0 and row["pass_at_1"] == 0.0
     assert rows["base/hf_greedy"]["tpf"] == 1.0 and rows["base/hf_greedy"]["speedup"] == 1.0
+    # efficiency: speedup over the ideal TPF * cost(1) / cost(width) from the timed forwards (greedy: exactly 1)
+    assert rows["base/hf_greedy"]["width"] == 1.0 and rows["base/hf_greedy"]["efficiency"] == pytest.approx(1.0)
+    assert 2.0 < rows["base/jacobi_n4"]["width"] <= 4.0  # blocks of 4, the last ones cut at max_new_tokens
+    assert all(r["efficiency"] > 0 and r["cost_ratio"] > 0 for r in rows.values())
+    assert set(result["forward_costs"]) == {"base", "trained"}
     out = benchmark.write_outputs(result, tmp_path, {"machine": benchmark.machine_description()})
     assert json.loads((out / "results.json").read_text())["meta"]["machine"]
     assert "trained/jacobi_n4" in (out / "results.md").read_text()

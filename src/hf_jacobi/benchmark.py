@@ -7,10 +7,12 @@ every method, so TPF (tokens per decoding forward, prefill excluded) is comparab
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,7 @@ from tqdm.auto import tqdm
 from .data import humaneval_instruction, load_humaneval
 from .demo import chat_prompt
 from .generation import JacobiConfig
+from .generation.auto import measure_forward_costs
 
 
 @dataclass
@@ -149,14 +152,22 @@ def passes_tests(problem: dict, completion: str, timeout: float = 10.0) -> bool:
 
 
 class ForwardCounter:
-    """Counts forward calls of a model (a pre-hook, so every method is counted the same way)."""
+    """Counts forward calls of a model and the tokens each one feeds (a pre-hook, so every method is counted the
+    same way); `fed` excludes the first forward of a generate call (the prefill) once `reset` is called before it."""
 
     def __init__(self, model):
         self.count = 0
-        self.handle = model.register_forward_pre_hook(self._hook)
+        self.fed = 0
+        self.handle = model.register_forward_pre_hook(self._hook, with_kwargs=True)
 
-    def _hook(self, module, args):
+    def reset(self):
+        self.count = self.fed = 0
+
+    def _hook(self, module, args, kwargs):
         self.count += 1
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if self.count > 1 and ids is not None:
+            self.fed += ids.numel()  # batch 1: candidate rows x draft length
 
     def remove(self):
         self.handle.remove()
@@ -170,6 +181,7 @@ def run_benchmark(
     max_new_tokens: int = 128,
     pass_at_1: bool = False,
     progress: bool = True,
+    forward_costs: bool = True,
 ) -> dict:
     """Decode every problem with every method, interleaved prompt by prompt; per-method aggregates and samples.
 
@@ -177,6 +189,8 @@ def run_benchmark(
         models: a model, or a dict name -> model for methods of several models (e.g. base and trained) in one run.
         pass_at_1: also run the HumanEval tests on every answer (`passes_tests`). This executes model-written code on
             this machine, which is not sandboxed; off by default.
+        forward_costs: time forwards of 1..128 new tokens of every model after the run and add the efficiency
+            columns (`add_efficiency`).
     """
     models = models if isinstance(models, dict) else {"model": models}
     device = next(iter(models.values())).device
@@ -191,7 +205,7 @@ def run_benchmark(
         for problem, inputs in tqdm(list(zip(problems, encoded)), desc="benchmark", disable=not progress):
             for method in methods:
                 counter = counters[method.model]
-                counter.count = 0
+                counter.reset()
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 start = time.perf_counter()
@@ -202,12 +216,48 @@ def run_benchmark(
                 new = out[0, inputs["input_ids"].shape[1] :]
                 records[method.name].append(
                     {"task_id": problem["task_id"], "tokens": new.tolist(), "seconds": seconds,
-                     "forwards": counter.count}
+                     "forwards": counter.count, "fed": counter.fed}
                 )
     finally:
         for counter in counters.values():
             counter.remove()
-    return summarize(records, methods, problems, tokenizer, pass_at_1)
+    result = summarize(records, methods, problems, tokenizer, pass_at_1)
+    if forward_costs:
+        context = int(statistics.median(len(e["input_ids"][0]) for e in encoded)) + max_new_tokens // 2
+        costs = {name: measure_forward_costs(model, sizes=COST_SIZES, context_length=context)
+                 for name, model in models.items()}
+        add_efficiency(result, costs)
+    return result
+
+
+#: Forward widths timed for the efficiency column (tokens fed in one forward).
+COST_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+def _interpolate(costs: dict[int, float], width: float) -> float:
+    """Cost of a forward of `width` tokens: piecewise linear between timed widths, extrapolated past the last."""
+    sizes = sorted(costs)
+    for a, b in itertools.pairwise(sizes):
+        if width <= b or b == sizes[-1]:
+            return costs[a] + (width - a) * (costs[b] - costs[a]) / (b - a)
+    return costs[sizes[0]]
+
+
+def add_efficiency(result: dict, costs: dict[str, dict[int, float]]) -> None:
+    """Add `width`, `cost_ratio` and `efficiency` to every method of `result` (in place).
+
+    A method that commits `TPF` tokens per forward of `w` fed tokens can at best be `TPF * cost(1) / cost(w)` times
+    faster than greedy decoding (one token per forward of cost `cost(1)`), `cost` being the measured time of a forward
+    of that many new tokens on this device and dtype. `efficiency` is the measured speedup over that ideal: the share
+    the implementation reaches (Python, cache bookkeeping, lookup and processors are what it loses).
+    """
+    for row in result["methods"]:
+        model_costs = costs.get(row["model"])
+        if model_costs is None or row.get("speedup") is None:
+            continue
+        row["cost_ratio"] = _interpolate(model_costs, max(1.0, row["width"])) / model_costs[1]
+        row["efficiency"] = row["speedup"] / (row["tpf"] / row["cost_ratio"])
+    result["forward_costs"] = {name: {str(k): v for k, v in c.items()} for name, c in costs.items()}
 
 
 def _greedy_of(method: Method, methods: list[Method]) -> str | None:
@@ -225,6 +275,7 @@ def summarize(records, methods, problems, tokenizer, pass_at_1: bool) -> dict:
         # TPF: tokens made by decoding forwards (the first comes from the prefill) per decoding forward
         decode_tokens = sum(len(r["tokens"]) - 1 for r in recs)
         decode_forwards = sum(r["forwards"] - 1 for r in recs)
+        decode_fed = sum(r.get("fed", 0) for r in recs)
         row = {
             "method": method.name,
             "model": method.model,
@@ -234,6 +285,7 @@ def summarize(records, methods, problems, tokenizer, pass_at_1: bool) -> dict:
             "seconds": seconds,
             "tokens_per_s": tokens / seconds,
             "tpf": decode_tokens / max(decode_forwards, 1),
+            "width": decode_fed / max(decode_forwards, 1),  # tokens fed per decoding forward
         }
         if pass_at_1:
             passed = [passes_tests(by_id[r["task_id"]], tokenizer.decode(r["tokens"], skip_special_tokens=True))
@@ -252,7 +304,8 @@ def summarize(records, methods, problems, tokenizer, pass_at_1: bool) -> dict:
 
 
 def markdown_table(result: dict) -> str:
-    columns = ["method", "tpf", "tokens_per_s", "speedup", "exact_match", "pass_at_1"]  # model is in the name
+    columns = ["method", "tpf", "width", "cost_ratio", "tokens_per_s", "speedup", "efficiency", "exact_match",
+               "pass_at_1"]  # model is in the name
     present = [c for c in columns if any(c in r for r in result["methods"])]
     lines = ["| " + " | ".join(present) + " |", "|" + "---|" * len(present)]
     for row in result["methods"]:
