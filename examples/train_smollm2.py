@@ -1,7 +1,7 @@
 """Recipe: Jacobi Forcing for SmolLM2-135M-Instruct on a CPU, as one call of `hf-jacobi train`.
 
     python examples/train_smollm2.py --output-dir runs/smollm2_jf            # collect -> train -> TPF, 3 rounds
-    python examples/train_smollm2.py --output-dir runs/smollm2_jf --ship     # copy the exported adapter into the package
+    python examples/train_smollm2.py --output-dir runs/smollm2_jf --ship     # the exported adapter, ready to ship
 
 Rerunning the first command with the same folder resumes where it stopped (collection by batch, training from its
 last checkpoint, measurements only if missing). Extra flags go to `hf-jacobi train` (every JacobiForcingConfig and
@@ -41,23 +41,26 @@ RECIPE = [
 ]  # fmt: skip
 
 
-def ship(output_dir: Path) -> None:
-    """Copy the exported adapter (fp16) into hf_jacobi/assets, with a card that states what was measured."""
+def ship(output_dir: Path) -> Path:
+    """Put the exported adapter (fp16) and its measurements in `output_dir/ship`, and print the command that copies
+    them into the package: examples never write into `src/`; shipping new weights is a maintainer's deliberate step."""
     adapter = output_dir / "adapter"
     if not (adapter / "adapter_model.safetensors").exists():
         raise SystemExit(f"No exported adapter in {adapter}: run the recipe (with --export_rank) first.")
     summary = json.loads((output_dir / "tpf.json").read_text())
-    ADAPTER_DIR.mkdir(parents=True, exist_ok=True)
+    ship_dir = output_dir / "ship"
+    ship_dir.mkdir(parents=True, exist_ok=True)
     for name in ("adapter_model.safetensors", "adapter_config.json"):
-        shutil.copyfile(adapter / name, ADAPTER_DIR / name)
-    (ADAPTER_DIR / "training_summary.json").write_text(json.dumps(summary, indent=1))
-    print(f"shipped {adapter} to {ADAPTER_DIR}")
+        shutil.copyfile(adapter / name, ship_dir / name)
+    (ship_dir / "training_summary.json").write_text(json.dumps(summary, indent=1))
+    print(f"ready to ship in {ship_dir}; to ship it: cp {ship_dir}/* {ADAPTER_DIR}/")
+    return ship_dir
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", type=Path, default=Path("runs/smollm2_jf"))
-    parser.add_argument("--ship", action="store_true", help="copy the exported adapter into the package")
+    parser.add_argument("--ship", action="store_true", help="put the exported adapter in OUTPUT_DIR/ship, ready to ship")
     args, extra = parser.parse_known_args(argv)
     if args.ship:
         return ship(args.output_dir)

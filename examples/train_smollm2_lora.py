@@ -173,14 +173,17 @@ def ship(args, model, tokenizer, final_dir: Path):
     else:
         measured = "not measured"
     print(f"TPF: {measured}")
-    ADAPTER_DIR.mkdir(parents=True, exist_ok=True)
+    # Ready to ship, inside the run folder: copying it into the package is a maintainer's deliberate step.
+    ship_dir = final_dir.parent / "ship"
+    ship_dir.mkdir(parents=True, exist_ok=True)
     weights = load_file(final_dir / "adapter_model.safetensors")
-    save_file({k: v.to(torch.float16) for k, v in weights.items()}, ADAPTER_DIR / "adapter_model.safetensors")
-    shutil.copyfile(final_dir / "adapter_config.json", ADAPTER_DIR / "adapter_config.json")
+    save_file({k: v.to(torch.float16) for k, v in weights.items()}, ship_dir / "adapter_model.safetensors")
+    shutil.copyfile(final_dir / "adapter_config.json", ship_dir / "adapter_config.json")
     card = (final_dir / "README.md").read_text().replace("(TPF): not measured", f"(TPF): {measured}")
-    (ADAPTER_DIR / "README.md").write_text(card)
-    (REPO / "model_cards" / "smollm2-135m-jacobi-forcing.md").write_text(card)
-    print(f"shipped to {ADAPTER_DIR} ({hf_jacobi.__version__})")
+    (ship_dir / "README.md").write_text(card)
+    print(f"fp16 adapter and card in {ship_dir} (hf_jacobi {hf_jacobi.__version__}); to ship it:\n"
+          f"  cp {ship_dir}/adapter_model.safetensors {ship_dir}/adapter_config.json {ship_dir}/README.md "
+          f"{ADAPTER_DIR}/ && cp {ship_dir}/README.md {REPO / 'model_cards' / 'smollm2-135m-jacobi-forcing.md'}")
 
 
 if __name__ == "__main__":
