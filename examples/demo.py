@@ -14,6 +14,7 @@ checks that every output is identical to HF greedy's. About a minute per repeat 
 import argparse
 import os
 import statistics
+import textwrap
 import time
 
 import torch
@@ -70,7 +71,8 @@ def legend(repeats: int, names: dict[str, str]) -> str:
         "  identical  every run gave the same tokens as HF greedy (Jacobi decoding is lossless under greedy decoding)",
         "Methods:",
     ]
-    lines += [f"  {name:<{width}}{what}" for name, what in names.items()]
+    lines += [textwrap.fill(what, 119, initial_indent=f"  {name:<{width}}", subsequent_indent=" " * (width + 2))
+              for name, what in names.items()]
     return "\n".join(lines)
 
 
