@@ -1,0 +1,68 @@
+"""examples/demo.py: repeats every method round-robin, reports medians with their spread, checks identity, explains
+its columns. Run on a tiny model in place of SmolLM2 (fast, offline)."""
+
+import importlib.util
+from pathlib import Path
+
+import torch
+from training_helpers import one_torch_thread, tiny_model, tiny_tokenizer  # noqa: F401
+
+DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
+
+
+def load_demo():
+    spec = importlib.util.spec_from_file_location("hf_jacobi_demo_example", DEMO)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_round_robin_medians_and_legend(monkeypatch, capsys):
+    demo = load_demo()
+    model, tokenizer = tiny_model("llama"), tiny_tokenizer()
+    model.generation_config.eos_token_id = None  # run to max_new_tokens
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    calls = []
+    generate = model.generate
+
+    def recording_generate(**kwargs):
+        if kwargs["max_new_tokens"] > 4:  # not a warm-up
+            calls.append((kwargs.get("block_size"), kwargs.get("lookup_ngram"), kwargs.get("lookup_mode")))
+        return generate(**kwargs)
+
+    monkeypatch.setattr(model, "generate", recording_generate)
+    monkeypatch.setattr(demo, "load_model", lambda jacobi_forcing: (model, tokenizer))
+    threads = torch.get_num_threads()
+    try:
+        results = demo.main(["--prompt", "t5 t6 t7 t8 t5 t6 t7", "--repeats", "3", "--max-new-tokens", "12",
+                             "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+
+    names = list(results)
+    assert names == ["HF greedy", "Jacobi n=8", "Jacobi n=8 + lookup rows", "Jacobi n=4 + lookup draft"]
+    assert len(calls) == 3 * len(names)
+    methods = [(None, None, None), (8, None, None), (8, 2, None), (4, 2, "draft")]
+    for r in range(3):  # every repeat runs every method once, starting from a different one
+        repeat = calls[r * 4 : (r + 1) * 4]
+        assert sorted(repeat, key=str) == sorted(methods, key=str)
+        assert repeat[0] == methods[r]
+    for result in results.values():
+        assert len(result["times"]) == 3 and result["identical"] and result["tokens"] == 12
+        low, high = result["speedup_range"]
+        assert low <= high and result["speedup"] > 0
+    assert results["HF greedy"]["speedup"] == 1.0 and results["HF greedy"]["tpf"] == 1.0
+    assert results["Jacobi n=8"]["tpf"] >= 1.0
+    for text in ("speedup [min-max]", "identical", "TPF        tokens per forward", "HF greedy median time",
+                 "same tokens as HF greedy", "repeat 3/3", 'lookup_mode="draft"'):
+        assert text in out
+
+
+def test_free_threads_leaves_busy_cores(monkeypatch):
+    demo = load_demo()
+    monkeypatch.setattr(demo, "cores", lambda: 2)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert demo.free_threads(0.1) == 2
+    assert demo.free_threads(1.2) == 1
+    assert demo.free_threads(5.0) == 1
