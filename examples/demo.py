@@ -20,7 +20,7 @@ import time
 import torch
 
 import hf_jacobi  # noqa: F401  (adds generation_mode="jacobi" to generate)
-from hf_jacobi.demo import ADAPTER_DIR, chat_prompt, load_model
+from hf_jacobi.loading import ADAPTER_DIR, chat_prompt, load_model
 
 PROMPT = "Write a Python function `fib(n)` that returns the n-th Fibonacci number iteratively, with a docstring."
 GREEDY = "HF greedy"

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 import hf_jacobi  # noqa: F401
 from hf_jacobi.benchmark import humaneval_prompt, load_humaneval, passes_tests
-from hf_jacobi.demo import load_model
+from hf_jacobi.loading import load_model
 from hf_jacobi.training import loop_start
 
 

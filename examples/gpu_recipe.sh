@@ -69,7 +69,7 @@ train() {
 import sys, json
 from pathlib import Path
 from safetensors.torch import load_file, save_file
-from hf_jacobi.demo import ADAPTER_DIR
+from hf_jacobi.loading import ADAPTER_DIR
 out = Path(sys.argv[1])
 weights = load_file(ADAPTER_DIR / "adapter_model.safetensors")
 shards, size, part = [{}], 0, 14 * 2**20  # files back from the machine are limited to 16 MiB each
@@ -86,7 +86,7 @@ print("adapter shards:", len(shards))
 EOF
     cp "$RUN/train/train_log.json" "$OUT/" 2>/dev/null
     log "end to end, use_kernels=False vs True (trained model, block 32)"
-    python3 -c "from hf_jacobi.demo import load_model; m, t = load_model(jacobi_forcing=True); m.save_pretrained('$RUN/merged'); t.save_pretrained('$RUN/merged')" \
+    python3 -c "from hf_jacobi.loading import load_model; m, t = load_model(jacobi_forcing=True); m.save_pretrained('$RUN/merged'); t.save_pretrained('$RUN/merged')" \
         && python3 examples/bench_verify_kernel.py --model "$RUN/merged" --block-size 32 --max-new-tokens 256 --repeats 3 \
         2>&1 | grep -v Warn | tail -6 | tee -a "$OUT/log.txt"
     log "benchmark on the GPU"

@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 
 from hf_jacobi import cli
-from hf_jacobi.demo import ADAPTER_DIR
+from hf_jacobi.loading import ADAPTER_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = [

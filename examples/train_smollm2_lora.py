@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 
 import hf_jacobi
 from hf_jacobi.benchmark import humaneval_instruction, load_humaneval
-from hf_jacobi.demo import ADAPTER_DIR, load_model
+from hf_jacobi.loading import ADAPTER_DIR, load_model
 from hf_jacobi.training import JacobiForcingConfig, JacobiForcingTrainer, pack_trajectories, pipeline
 from hf_jacobi.training.pipeline import TimeBox
 

@@ -11,7 +11,7 @@ import transformers
 
 import hf_jacobi  # noqa: F401
 from hf_jacobi import benchmark
-from hf_jacobi.demo import SMOLLM2_GGUF, smollm2_dir
+from hf_jacobi.loading import SMOLLM2_GGUF, smollm2_dir
 
 
 def test_benchmark_two_models_side_by_side(tmp_path):

@@ -6,7 +6,7 @@ import transformers
 
 from hf_jacobi import cli
 from hf_jacobi.generation import JacobiConfig
-from hf_jacobi.demo import SMOLLM2_GGUF, smollm2_dir
+from hf_jacobi.loading import SMOLLM2_GGUF, smollm2_dir
 
 
 def test_cli_generate_streams_and_summarizes(tmp_path, capsys):

@@ -9,7 +9,7 @@ import transformers
 from conftest import make_tiny_model
 
 from hf_jacobi.collection import CollectConfig, collect_trajectories, load_prompts
-from hf_jacobi.demo import SMOLLM2_GGUF, smollm2_dir
+from hf_jacobi.loading import SMOLLM2_GGUF, smollm2_dir
 
 PROMPTS = ["hello world", "write a function that adds two numbers", "sort a list", "x", "print the first ten primes"]
 

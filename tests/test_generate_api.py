@@ -13,7 +13,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStr
 from transformers.generation.streamers import BaseStreamer
 
 import hf_jacobi
-from hf_jacobi.demo import SMOLLM2_GGUF, smollm2_dir
+from hf_jacobi.loading import SMOLLM2_GGUF, smollm2_dir
 
 JACOBI = dict(generation_mode="jacobi", block_size=5)
 

@@ -61,7 +61,7 @@ def test_shipped_card_is_the_repo_card_and_names_its_base():
 @pytest.fixture(scope="module")
 def smollm2_base():
     """hf_jacobi's own offline SmolLM2 (no adapter), loaded once for both tests below."""
-    from hf_jacobi.demo import load_model
+    from hf_jacobi.loading import load_model
 
     return load_model()
 

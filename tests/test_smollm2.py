@@ -7,7 +7,7 @@ import torch
 
 import hf_jacobi  # noqa: F401
 from hf_jacobi.benchmark import extract_code, humaneval_prompt, load_humaneval, passes_tests
-from hf_jacobi.demo import chat_prompt, load_model
+from hf_jacobi.loading import chat_prompt, load_model
 
 pytestmark = pytest.mark.slow
 

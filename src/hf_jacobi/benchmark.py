@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import humaneval_instruction, load_humaneval
-from .demo import chat_prompt
+from .loading import chat_prompt
 from .generation import JacobiConfig
 from .generation.auto import measure_forward_costs
 

@@ -141,7 +141,7 @@ def _add_model_args(parser):
 
 
 def _load(args, **overrides):
-    from hf_jacobi.demo import load_model
+    from hf_jacobi.loading import load_model
 
     kwargs = {"jacobi_forcing": args.jacobi_forcing, "model": args.model, "device": args.device,
               "adapter": args.adapter, **overrides}
@@ -169,7 +169,7 @@ def cmd_generate(args) -> None:
     from transformers import TextStreamer
 
     import hf_jacobi  # noqa: F401
-    from hf_jacobi.demo import chat_prompt
+    from hf_jacobi.loading import chat_prompt
 
     prompt = args.prompt if args.prompt is not None else sys.stdin.read()
     if not prompt.strip():

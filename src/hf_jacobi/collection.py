@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .demo import chat_prompt
+from .loading import chat_prompt
 from .generation import JacobiDraft
 from .generation.generate import generate as jacobi_generate
 from .training.masks import draft_attention_mask

