@@ -203,6 +203,8 @@ def test_custom_generate_directory_without_package(llama, tmp_path):
         (dict(output_attentions=True), "attentions"),
         (dict(generation_mode="medusa"), "generation_mode"),
         (dict(prompt_lookup_num_tokens=3), "prompt lookup"),
+        (dict(draft_seed="x"), "draft_seed"),
+        (dict(jacobi_config=hf_jacobi.JacobiConfig(), block_size=-1), "block_size"),
     ],
 )
 def test_bad_input_clear_errors(llama, kwargs, message):
@@ -211,6 +213,35 @@ def test_bad_input_clear_errors(llama, kwargs, message):
     call.update(kwargs)
     with pytest.raises(ValueError, match=message):
         llama.generate(ids, **call)
+
+
+def test_jacobi_settings_without_generation_mode_say_so(llama):
+    ids, _ = padded_batch(1, [6])
+    with pytest.raises(ValueError, match=r"\['block_size'\] are Jacobi decoding settings.*generation_mode='jacobi'"):
+        llama.generate(ids, max_new_tokens=3, do_sample=False, block_size=4)
+
+
+def test_jacobi_config_object(llama):
+    ids, mask = padded_batch(2, [6, 3])
+    reference = llama.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=12)
+    config = hf_jacobi.JacobiConfig(block_size=3, lookup_ngram=2, lookup_mode="draft")
+    out = llama.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=12,
+                         generation_mode="jacobi", jacobi_config=config, return_dict_in_generate=True)
+    assert_same(reference, out.sequences)
+    out = llama.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=12,
+                         generation_mode="jacobi", jacobi_config=config, block_size=5, return_dict_in_generate=True)
+    assert_same(reference, out.sequences)
+    assert out.draft_lengths.max() == 5  # a kwarg overrides the config object
+
+
+def test_row_of_only_padding(llama):
+    """A batch row that is all padding has no prompt token to draw filler from: it decodes like HF does."""
+    ids, mask = padded_batch(2, [6, 3])
+    mask[1] = 0
+    reference = llama.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=10)
+    out = llama.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=10,
+                         generation_mode="jacobi", block_size=4)
+    assert_same(reference, out)
 
 
 def test_prompt_longer_than_model_maximum():
