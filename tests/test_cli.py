@@ -6,7 +6,7 @@ import transformers
 
 from hf_jacobi import cli
 from hf_jacobi.generation import JacobiConfig
-from hf_jacobi.loading import SMOLLM2_GGUF, smollm2_dir
+from hf_jacobi.loading import SMOLLM2_GGUF, bf16_supported, smollm2_dir
 
 
 def test_cli_generate_streams_and_summarizes(tmp_path, capsys):
@@ -16,10 +16,14 @@ def test_cli_generate_streams_and_summarizes(tmp_path, capsys):
     torch.manual_seed(0)
     transformers.LlamaForCausalLM(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    cli.main(["generate", "def add(a, b):", "--model", str(tmp_path), "--max-new-tokens", "12", "--block-size", "4"])
+    cli.main(["generate", "def add(a, b):", "--model", str(tmp_path), "--max-new-tokens", "12", "--block-size", "4",
+              "--dtype", "float32"])
     captured = capsys.readouterr()
     assert "tokens/forward" in captured.err and "tokens/s" in captured.err
     assert f"model: {tmp_path}, float32 on cpu]" in captured.err  # which model ran, and its dtype
+    cli.main(["generate", "def add(a, b):", "--model", str(tmp_path), "--max-new-tokens", "12", "--block-size", "4"])
+    auto = "bfloat16" if bf16_supported("cpu") else "float32"  # --dtype auto
+    assert f"model: {tmp_path}, {auto} on cpu]" in capsys.readouterr().err
     assert captured.out.strip()  # streamed text
     cli.main(["generate", "def add(a, b):", "--model", str(tmp_path), "--max-new-tokens", "12", "--block-size", "1",
               "--lookup-mode", "draft", "--lookup-tokens", "5"])

@@ -138,13 +138,19 @@ def _add_model_args(parser):
     parser.add_argument("--adapter", type=adapter_folder, default=None, metavar="FOLDER",
                         help="a LoRA adapter folder to apply instead of the shipped one (default: none)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, ... (default: auto, CUDA when available)")
+    parser.add_argument(
+        "--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+        help="weights and compute dtype (default: auto, bfloat16 where the device computes it natively, else "
+        "float32). float32 is the strict mode: Jacobi output is token-identical to greedy; in bfloat16/float16 a "
+        "few answers can differ from greedy in the same dtype (near-ties flip with the forward's width)",
+    )
 
 
 def _load(args, **overrides):
     from hf_jacobi.loading import load_model
 
     kwargs = {"jacobi_forcing": args.jacobi_forcing, "model": args.model, "device": args.device,
-              "adapter": args.adapter, **overrides}
+              "adapter": args.adapter, "dtype": args.dtype, **overrides}
     try:
         return load_model(**kwargs)
     except (OSError, ValueError, RuntimeError) as error:  # missing files, unknown Hub id, offline, no GGUF package
@@ -238,12 +244,13 @@ def cmd_bench(args) -> None:
     meta = {
         "model": args.model or ("SmolLM2-135M-Instruct + Jacobi Forcing" if trained else "SmolLM2-135M-Instruct"),
         "machine": benchmark.machine_description(),
+        "dtype": str(model.dtype).removeprefix("torch."),
         "num_prompts": len(problems),
         "max_new_tokens": args.max_new_tokens,
         "pass_at_1": "computed (--execute-code)" if args.execute_code else "not computed",
     }
     out = benchmark.write_outputs(result, args.output_dir, meta)
-    print(f"{meta['model']} on {meta['machine']}, {len(problems)} HumanEval prompts")
+    print(f"{meta['model']} ({meta['dtype']}) on {meta['machine']}, {len(problems)} HumanEval prompts")
     print(benchmark.markdown_table(result))
     if not benchmark.pass_at_1_computed(result):
         print(benchmark.PASS_AT_1_NOT_COMPUTED)

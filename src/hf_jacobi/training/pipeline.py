@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from ..loading import resolve_dtype
+
 logger = logging.getLogger(__name__)
 
 
@@ -93,15 +95,6 @@ class JacobiTrainScriptArguments:
 
     def block_size(self, round_index: int) -> int:
         return self.round_block_sizes[min(round_index, len(self.round_block_sizes) - 1)]
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether the device computes bfloat16 natively (CUDA with bf16, a CPU with AVX512-BF16 or AMX)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return False
 
 
 class TimeBox(TrainerCallback):
@@ -195,8 +188,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
 
     device = training_args.device
     model, tokenizer = _load_base(model_args, device)
-    fast_dtype = torch.bfloat16 if script_args.collect_dtype == "bfloat16" or (
-        script_args.collect_dtype == "auto" and bf16_supported(device)) else torch.float32
+    fast_dtype = resolve_dtype(script_args.collect_dtype, device)
     prompts = load_prompts(script_args.prompts) if script_args.prompts else coding_prompts(script_args.coding_prompts)
     if not prompts:
         raise ValueError("No training prompts.")
