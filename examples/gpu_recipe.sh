@@ -47,7 +47,7 @@ setup() {
 
 kernels() {
     log "kernel and CUDA tests"
-    python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_cuda.py 2>&1 | tail -8 | tee -a "$OUT/log.txt"
+    python3 -m pytest -q -p no:cacheprovider tests/kernels/test_kernels.py tests/integration/test_cuda.py 2>&1 | tail -8 | tee -a "$OUT/log.txt"
     log "verification microbenchmark"
     python3 examples/bench_verify_kernel.py --iters 100 2>&1 | tee "$OUT/bench_verify_kernel.txt" | tail -30
 }

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 import torch
 import transformers
-from conftest import make_tiny_model, padded_batch
+from testing_utils import make_tiny_model, padded_batch, require_smollm2
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 from transformers.generation.streamers import BaseStreamer
 
@@ -70,6 +70,7 @@ def test_custom_stopping_criteria_stop_exactly(llama):
     assert_same(ref, jac)
 
 
+@require_smollm2
 def test_stop_strings(wide_llama, tokenizer):
     ids = tokenizer("def is_prime(n):", return_tensors="pt").input_ids
     free = wide_llama.generate(ids, do_sample=False, max_new_tokens=24)
@@ -122,6 +123,7 @@ def test_streamer_gets_prompt_then_accepted_tokens(llama):
     assert sum(streamer.puts[1:], []) == out[0, ids.shape[1] :].tolist()
 
 
+@require_smollm2
 def test_text_iterator_streamer(wide_llama, tokenizer):
     ids = tokenizer("Hello there", return_tensors="pt").input_ids
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True)

@@ -10,9 +10,12 @@ import sys
 import pytest
 import torch
 from test_collection import PROMPTS, tokenizer, wide_model  # noqa: F401  (the tokenizer fixture)
+from testing_utils import require_smollm2
 
 from hf_jacobi import collection
 from hf_jacobi.collection import CONFIG_FILE, LOCK_FILE, RECORDS_FILE, CollectConfig, collect_trajectories
+
+pytestmark = require_smollm2  # every test collects with SmolLM2's tokenizer
 
 CONFIG = CollectConfig(block_size=4, max_new_tokens=8, batch_size=2)
 

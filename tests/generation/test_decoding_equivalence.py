@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import FAMILIES, padded_batch
+from testing_utils import FAMILIES, padded_batch
 
 import hf_jacobi  # noqa: F401  (enables generation_mode="jacobi")
 

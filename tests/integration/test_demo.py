@@ -5,9 +5,9 @@ import importlib.util
 from pathlib import Path
 
 import torch
-from training_helpers import one_torch_thread, tiny_model, tiny_tokenizer  # noqa: F401
+from testing_utils import tiny_model, tiny_tokenizer
 
-DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
 
 
 def load_demo():

@@ -4,9 +4,9 @@ SmolLM2 and fewer prompts and tokens."""
 import re
 from pathlib import Path
 
-from training_helpers import one_torch_thread, tiny_model, tiny_tokenizer  # noqa: F401
+from testing_utils import tiny_model, tiny_tokenizer
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def training_snippet() -> str:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 
-from training_helpers import random_trajectory_records, tiny_model, tiny_tokenizer
+from testing_utils import random_trajectory_records, tiny_model, tiny_tokenizer
 
 TRAIN_SCRIPT = textwrap.dedent(
     """

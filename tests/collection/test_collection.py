@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 import transformers
-from conftest import make_tiny_model
+from testing_utils import make_tiny_model, require_smollm2
 
 from hf_jacobi.collection import CollectConfig, collect_trajectories, load_prompts
 from hf_jacobi.loading import SMOLLM2_GGUF, smollm2_dir
@@ -47,6 +47,7 @@ def naive_iterates(model, context, initial, n):
     return steps
 
 
+@require_smollm2
 @pytest.mark.parametrize("family", ["llama", "mistral", "gemma2"])
 def test_parallel_iteration_matches_sequential(tokenizer, tmp_path, family):
     model = wide_model(tokenizer, family)
@@ -65,6 +66,7 @@ def test_parallel_iteration_matches_sequential(tokenizer, tmp_path, family):
             context += block[-1]
 
 
+@require_smollm2
 def test_resume_gives_same_records(tokenizer, tmp_path):
     model = wide_model(tokenizer)
     config = CollectConfig(block_size=4, max_new_tokens=8, batch_size=2)
@@ -91,6 +93,7 @@ def test_load_prompts_errors_name_the_record(tmp_path):
     assert load_prompts(["a", "b"]) == ["a", "b"]
 
 
+@require_smollm2
 @pytest.mark.parametrize("family", ["llama", "mistral"])
 def test_decoding_states_are_what_the_decoder_fed(tmp_path, tokenizer, family):
     """On-policy states: the continuation is the greedy one, every state starts with the committed token at its

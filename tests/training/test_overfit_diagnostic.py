@@ -10,7 +10,7 @@ import copy
 
 import pytest
 import torch
-from training_helpers import CONFIGS, one_torch_thread, tiny_tokenizer  # noqa: F401
+from testing_utils import CONFIGS, tiny_tokenizer
 from transformers import AutoModelForCausalLM
 
 from hf_jacobi.collection import CollectConfig, collect_trajectories

@@ -3,7 +3,7 @@
 
 import pytest
 from datasets import Dataset
-from training_helpers import random_trajectory_records
+from testing_utils import random_trajectory_records
 
 from hf_jacobi.training import loop_start, noise_ratio, pack_trajectories, packing_info, validate_packed_dataset
 

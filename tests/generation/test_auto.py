@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 import transformers
-from conftest import make_tiny_model, padded_batch
 from test_multiblock import PROMPT, markov_model
+from testing_utils import make_tiny_model, padded_batch
 
 import hf_jacobi
 from hf_jacobi.generation import auto

@@ -3,12 +3,14 @@ import argparse
 import pytest
 import torch
 import transformers
+from testing_utils import require_human_eval, require_smollm2
 
 from hf_jacobi import cli
 from hf_jacobi.generation import JacobiConfig
 from hf_jacobi.loading import SMOLLM2_GGUF, bf16_supported, smollm2_dir
 
 
+@require_smollm2
 def test_cli_generate_streams_and_summarizes(tmp_path, capsys):
     tokenizer = transformers.AutoTokenizer.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF)
     config = transformers.LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
@@ -66,7 +68,7 @@ def _refuse_to_load(*args, **kwargs):
     (["collect", "--output-dir", "x", "--prompts", "/no/such.jsonl"], "--prompts: no such file"),
     (["bench", "--num-prompts", "0"], "--num-prompts: must be an integer >= 1"),
     (["bench", "--offset", "-1"], "--offset: must be an integer >= 0"),
-    (["bench", "--offset", "100000"], "past the last HumanEval problem"),
+    pytest.param(["bench", "--offset", "100000"], "past the last HumanEval problem", marks=require_human_eval),
     (["bench", "--block-sizes", "4", "0"], "--block-sizes: must be an integer >= 1"),
     (["bench", "--lookup-draft-block-sizes", "0"], "--lookup-draft-block-sizes: must be"),
     (["bench", "--lookup-tokens", "0"], "--lookup-tokens: must be"),
@@ -139,6 +141,7 @@ class _FakeModel:
     device = torch.device("cpu")
 
 
+@require_human_eval
 def test_cli_bench_executes_code_only_when_asked(monkeypatch, tmp_path, capsys):
     from hf_jacobi import benchmark
 
@@ -163,6 +166,7 @@ def test_cli_bench_executes_code_only_when_asked(monkeypatch, tmp_path, capsys):
     assert calls[-1]["pass_at_1"] is False and "deprecated" in capsys.readouterr().err
 
 
+@require_smollm2
 def test_cli_collect_resume_mismatch_is_one_error_line(tmp_path, capsys):
     tokenizer = transformers.AutoTokenizer.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF)
     config = transformers.LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,

@@ -8,7 +8,7 @@ plain causal forward over exactly those tokens: clean and prompt rows over `prom
 
 import pytest
 import torch
-from training_helpers import CONFIGS, PAD, one_torch_thread, random_example, tiny_model  # noqa: F401
+from testing_utils import CONFIGS, PAD, random_example, tiny_model
 
 from hf_jacobi.training import JacobiForcingCollator
 

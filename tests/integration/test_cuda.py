@@ -5,12 +5,11 @@ Skipped without a GPU (CI has none); run on a lent GPU machine before a GPU trai
 
 import pytest
 import torch
-from conftest import make_tiny_model, padded_batch
-from training_helpers import tiny_model, tiny_tokenizer  # noqa: F401
+from testing_utils import make_tiny_model, padded_batch, require_cuda, tiny_model, tiny_tokenizer
 
 import hf_jacobi  # noqa: F401
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
+pytestmark = require_cuda
 
 
 @pytest.mark.parametrize("family", ["llama", "mistral", "gemma2", "gpt2"])

@@ -3,7 +3,7 @@
 
 import pytest
 import torch
-from training_helpers import tiny_tokenizer
+from testing_utils import tiny_tokenizer
 
 from hf_jacobi.training import JacobiForcingCollator
 

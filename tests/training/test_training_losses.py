@@ -3,7 +3,7 @@
 
 import torch
 import torch.nn.functional as F
-from training_helpers import PAD, one_torch_thread, random_example, tiny_model  # noqa: F401
+from testing_utils import PAD, random_example, tiny_model
 
 from hf_jacobi.training import JacobiForcingCollator, ar_loss, consistency_loss
 

