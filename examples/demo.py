@@ -20,6 +20,7 @@ import time
 import torch
 
 import hf_jacobi  # noqa: F401  (adds generation_mode="jacobi" to generate)
+from hf_jacobi.generation import JacobiConfig
 from hf_jacobi.loading import ADAPTER_DIR, chat_prompt, load_model
 
 PROMPT = "Write a Python function `fib(n)` that returns the n-th Fibonacci number iteratively, with a docstring."
@@ -29,18 +30,21 @@ GREEDY = "HF greedy"
 def methods(args) -> dict[str, tuple[dict, str]]:
     """Name -> (extra `generate` arguments, what it is)."""
     n, m = args.block_size, args.lookup_block_size
-    jacobi = {"generation_mode": "jacobi", "block_size": n}
+
+    def jacobi(**settings) -> dict:
+        return {"generation_mode": "jacobi", "jacobi_config": JacobiConfig(**settings)}
+
     return {
         GREEDY: ({}, "generate(do_sample=False), one token per forward (the reference)"),
-        f"Jacobi n={n}": (jacobi, f'generation_mode="jacobi", block_size={n}: a block of {n} draft tokens per forward'),
+        f"Jacobi n={n}": (jacobi(block_size=n), f'generation_mode="jacobi", block_size={n}: a block of {n} draft tokens per forward'),
         f"Jacobi n={n} + lookup rows": (
-            {**jacobi, "lookup_ngram": args.lookup_ngram},
+            jacobi(block_size=n, lookup_ngram=args.lookup_ngram),
             (f"the same, plus lookup_ngram={args.lookup_ngram}: what followed the last {args.lookup_ngram} tokens "
              "earlier in the context, verified as an extra batch row (the GPU setting)"),
         ),
         f"Jacobi n={m} + lookup draft": (
-            {"generation_mode": "jacobi", "block_size": m, "lookup_ngram": args.lookup_ngram, "lookup_mode": "draft",
-             "lookup_num_tokens": args.lookup_tokens},
+            jacobi(block_size=m, lookup_ngram=args.lookup_ngram, lookup_mode="draft",
+                   lookup_num_tokens=args.lookup_tokens),
             (f'lookup_mode="draft": that continuation (up to {args.lookup_tokens} tokens) is the draft itself, '
              f"one row; a {m}-token Jacobi block when nothing matches (the CPU setting)"),
         ),

@@ -27,7 +27,9 @@ def test_demo_round_robin_medians_and_legend(monkeypatch, capsys):
 
     def recording_generate(**kwargs):
         if kwargs["max_new_tokens"] > 4:  # not a warm-up
-            calls.append((kwargs.get("block_size"), kwargs.get("lookup_ngram"), kwargs.get("lookup_mode")))
+            config = kwargs.get("jacobi_config")
+            calls.append((None, None, None) if config is None else (
+                config.block_size, config.lookup_ngram or None, None if config.lookup_mode == "row" else config.lookup_mode))
         return generate(**kwargs)
 
     monkeypatch.setattr(model, "generate", recording_generate)
