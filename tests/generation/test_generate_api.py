@@ -182,10 +182,13 @@ def test_custom_generate_directory_without_package(llama, tmp_path):
                              custom_generate={str(tmp_path / "jacobi_repo")!r}, trust_remote_code=True,
                              return_dict_in_generate=True)
         assert torch.equal(ref, out.sequences), (ref, out.sequences)
+        auto = model.generate(ids, do_sample=False, max_new_tokens=15, eos_token_id=None, block_size="auto",
+                              custom_generate={str(tmp_path / "jacobi_repo")!r}, trust_remote_code=True)
+        assert torch.equal(ref, auto), (ref, auto)  # the exported package times the model itself
         print("OK", out.num_forwards)
         """
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_JACOBI_CACHE": str(tmp_path / "calibration")}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK" in result.stdout
