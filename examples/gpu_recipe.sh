@@ -4,6 +4,8 @@
 #   bash examples/gpu_recipe.sh setup     # wheels from .whl/ into /tmp/site; GGUF parts from .gpu/ into /tmp/gguf
 #   bash examples/gpu_recipe.sh kernels   # kernel tests + verification microbenchmark (issue 7)
 #   bash examples/gpu_recipe.sh train     # collect -> train -> ship -> TPF + benchmark on the GPU
+#   bash examples/gpu_recipe.sh bench     # the GPU table (issue 16): base and shipped model, bf16 and fp32, with the
+#                                         # efficiency column (speedup over TPF * cost(1)/cost(width))
 #
 # The GGUF (98 MB) is larger than what one call may carry, so it travels in two parts (.gpu/part1 = its first
 # 45 MB with the wheels, .gpu/part2 = the rest, `head -c`/`tail -c`) over two calls on the same warm machine;
@@ -93,6 +95,18 @@ EOF
     python3 -m hf_jacobi.cli bench --jacobi-forcing --base-block-sizes 16 64 --block-sizes 16 32 64 \
         --multiblock 2 4 --num-prompts "${BENCH_PROMPTS:-4}" --max-new-tokens "${BENCH_TOKENS:-256}" --output-dir "$RUN/bench" 2>&1 | grep -v "it/s]" | tail -25
     cp "$RUN/bench/results.json" "$OUT/bench_gpu.json" 2>/dev/null
+    log "done"
+}
+
+bench() {
+    # Rows: greedy, HF prompt lookup, Jacobi n=16/32/64, multi-block K=2 + recycling, lookup rows; base and trained.
+    for dtype in ${BENCH_DTYPES:-bfloat16 float32}; do
+        log "GPU benchmark ($dtype)"
+        python3 -m hf_jacobi.cli bench --jacobi-forcing --dtype "$dtype" --base-block-sizes 16 32 64 \
+            --block-sizes 16 32 64 --multiblock 2 4 --lookup 2 --num-prompts "${BENCH_PROMPTS:-4}" \
+            --max-new-tokens "${BENCH_TOKENS:-256}" --output-dir "$RUN/bench_$dtype" 2>&1 | grep -v "it/s]" | tail -25
+        cp "$RUN/bench_$dtype/results.json" "$OUT/bench_gpu_$dtype.json" 2>/dev/null
+    done
     log "done"
 }
 

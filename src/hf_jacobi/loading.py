@@ -88,7 +88,9 @@ def load_model(
     else:
         folder = smollm2_dir()
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
-        lm = _plain_copy(AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=load_dtype))
+        # GGUF weights are dequantized in float32 (transformers' fast path), then cast
+        gguf = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+        lm = _plain_copy(gguf).to(load_dtype)
     if with_adapter:
         adapter = Path(adapter) if adapter is not None else ADAPTER_DIR
         if not (adapter / "adapter_config.json").exists():
