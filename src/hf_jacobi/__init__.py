@@ -4,7 +4,6 @@
 transformers causal LM; under greedy decoding it returns exactly the tokens of ordinary greedy decoding.
 """
 
-from .integration import disable, enable, export_custom_generate
 from .generation import (
     CandidateSource,
     JacobiConfig,
@@ -16,6 +15,7 @@ from .generation import (
     jacobi_decode,
     verify_block,
 )
+from .integration import disable, enable, export_custom_generate
 
 __version__ = "0.1.0"
 
@@ -52,22 +52,22 @@ def __getattr__(name):
     raise AttributeError(f"module 'hf_jacobi' has no attribute {name!r}")
 
 __all__ = [
+    "CandidateSource",
     "CollectConfig",
+    "JacobiConfig",
+    "JacobiDraft",
     "JacobiForcingCollator",
     "JacobiForcingConfig",
     "JacobiForcingTrainer",
-    "collect_trajectories",
-    "pack_trajectories",
-    "JacobiDraft",
     "JacobiGenerateOutput",
     "MultiBlockDraft",
     "RejectionRecycling",
-    "CandidateSource",
-    "JacobiConfig",
-    "verify_block",
     "accept_length",
+    "collect_trajectories",
     "disable",
     "enable",
     "export_custom_generate",
     "jacobi_decode",
+    "pack_trajectories",
+    "verify_block",
 ]

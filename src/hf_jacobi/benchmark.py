@@ -24,9 +24,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import humaneval_instruction, load_humaneval
-from .loading import chat_prompt
 from .generation import JacobiConfig
 from .generation.auto import measure_forward_costs
+from .loading import chat_prompt
 
 
 @dataclass

@@ -30,9 +30,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .loading import chat_prompt
 from .generation import JacobiDraft
 from .generation.generate import generate as jacobi_generate
+from .loading import chat_prompt
 from .training.masks import draft_attention_mask
 
 RECORDS_FILE = "trajectories.jsonl"

@@ -55,7 +55,7 @@ def test_coding_prompts_are_disjoint_from_humaneval(prompts):
     assert not [p for p in prompts if called_or_quoted.search(p)]
     assert not {name for p in prompts for name in re.findall(r"def (?:test_)?(\w+)\(", p)} & entry_points
     docstrings = [" ".join(d.split()).lower() for p in problems
-                  for d in re.findall(r'"""(.*?)"""', p["prompt"], re.S)]
+                  for d in re.findall(r'"""(.*?)"""', p["prompt"], re.DOTALL)]
     first_sentences = {re.split(r"(?<=\.)\s|>>>", d)[0].strip() for d in docstrings} - {""}
     text = "\0".join(" ".join(p.split()).lower() for p in prompts)
     assert len(first_sentences) > 100 and not [s for s in first_sentences if s in text]
