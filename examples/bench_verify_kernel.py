@@ -1,7 +1,7 @@
 """Cost of the Jacobi verification step: the fused `jacobi-verify` Triton kernel against the torch implementation.
 
 Microbenchmark (default): for each block size and vocabulary, random logits `(batch * candidates, n, vocab)` and a
-partly accepted draft; times `hf_jacobi.jacobi.verify_block` (argmax + acceptance, what decoding runs today), the
+partly accepted draft; times `hf_jacobi.verify_block` (argmax + acceptance, what decoding runs today), the
 kernel package's torch reference of the whole step (argmax + acceptance + best row + next draft) and the fused kernel,
 and checks the kernel's output against the reference. The kernel needs a CUDA GPU; on CPU only the torch columns
 are measured.
