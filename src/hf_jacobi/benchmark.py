@@ -7,7 +7,6 @@ every method, so TPF (tokens per decoding forward, prefill excluded) is comparab
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -25,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .data import humaneval_instruction, load_humaneval
 from .generation import JacobiConfig
-from .generation.auto import measure_forward_costs
+from .generation.auto import interpolate_cost, measure_forward_costs
 from .loading import chat_prompt
 
 
@@ -234,15 +233,6 @@ def run_benchmark(
 COST_SIZES = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
-def _interpolate(costs: dict[int, float], width: float) -> float:
-    """Cost of a forward of `width` tokens: piecewise linear between timed widths, extrapolated past the last."""
-    sizes = sorted(costs)
-    for a, b in itertools.pairwise(sizes):
-        if width <= b or b == sizes[-1]:
-            return costs[a] + (width - a) * (costs[b] - costs[a]) / (b - a)
-    return costs[sizes[0]]
-
-
 def add_efficiency(result: dict, costs: dict[str, dict[int, float]]) -> None:
     """Add `width`, `cost_ratio` and `efficiency` to every method of `result` (in place).
 
@@ -255,7 +245,7 @@ def add_efficiency(result: dict, costs: dict[str, dict[int, float]]) -> None:
         model_costs = costs.get(row["model"])
         if model_costs is None or row.get("speedup") is None:
             continue
-        row["cost_ratio"] = _interpolate(model_costs, max(1.0, row["width"])) / model_costs[1]
+        row["cost_ratio"] = interpolate_cost(model_costs, max(1.0, row["width"])) / model_costs[1]
         row["efficiency"] = row["speedup"] / (row["tpf"] / row["cost_ratio"])
     result["forward_costs"] = {name: {str(k): v for k, v in c.items()} for name, c in costs.items()}
 

@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .generation import JacobiDraft
+from .generation.configuration_jacobi import max_positions
 from .generation.generate import generate as jacobi_generate
 from .loading import chat_prompt
 from .training.masks import draft_attention_mask
@@ -328,22 +329,12 @@ def model_fingerprint(model, samples: int = 32) -> str:
     return digest.hexdigest()[:20]
 
 
-def _max_positions(model) -> int | None:
-    config = model.config
-    config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
-
-
 def _check_prompt_lengths(model, tokenizer, texts: list[str], config: CollectConfig) -> None:
     """Refuse, before anything is written, prompts that cannot fit the model's positions with the new tokens.
 
     A too-long prompt would otherwise stop the run at its chunk, at every resume. All of them are named at once.
     """
-    limit = _max_positions(model)
+    limit = max_positions(model.config)
     if limit is None or not texts:
         return
     n = config.block_size

@@ -21,6 +21,7 @@ changes the speed. `jacobi.py` stays free of this module: `generate(block_size="
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -153,6 +154,18 @@ def clear_memory_cache() -> None:
     _MEMORY.clear()
 
 
+def interpolate_cost(costs: dict[int, float], width: float) -> float:
+    """Cost of a forward of `width` new tokens from timed widths: piecewise linear, extrapolated along the last
+    segment (and flat below the first width)."""
+    sizes = sorted(costs)
+    if width <= sizes[0] or len(sizes) == 1:
+        return costs[sizes[0]]
+    for a, b in itertools.pairwise(sizes):
+        if width <= b or b == sizes[-1]:
+            return costs[a] + (width - a) * (costs[b] - costs[a]) / (b - a)
+    raise AssertionError("unreachable")
+
+
 class AutoBlockSize:
     r"""Block-size policy for `jacobi_decode(block_size_policy=...)`: the `n` with the best expected speed-up.
 
@@ -215,17 +228,9 @@ class AutoBlockSize:
 
     @staticmethod
     def _interpolate(costs: dict[int, float], max_block_size: int) -> torch.Tensor:
-        """Cost of `n = 0..max_block_size` new tokens (index 0 unused): piecewise linear, extrapolated along the last
-        segment, made non-decreasing."""
-        sizes = sorted(costs)
-        cost = torch.empty(max_block_size + 1, dtype=torch.float64)
-        for n in range(1, max_block_size + 1):
-            upper = next((i for i, size in enumerate(sizes) if size >= n), len(sizes) - 1)
-            lower = max(upper - 1, 0)
-            s0, s1 = sizes[lower], sizes[upper]
-            c0, c1 = costs[s0], costs[s1]
-            cost[n] = c0 if s1 == s0 else c0 + (c1 - c0) * (n - s0) / (s1 - s0)
-        cost[0] = cost[1]
+        """Cost of `n = 0..max_block_size` new tokens (index 0 unused): `interpolate_cost`, made non-decreasing."""
+        cost = torch.tensor([interpolate_cost(costs, n) for n in range(1, max_block_size + 1)], dtype=torch.float64)
+        cost = torch.cat([cost[:1], cost])
         return torch.cummax(cost.clamp_min(1e-12), dim=0).values
 
     @classmethod

@@ -137,10 +137,12 @@ class JacobiConfig:
         return asdict(self)
 
 
-def _max_positions(config) -> int | None:
+def max_positions(config) -> int | None:
+    """The most positions a model config allows (its text config for composite models), or None if it says none."""
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
     for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
         value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
+        if _is_int(value) and value > 0:
             return value
     return None
 
@@ -172,14 +174,14 @@ def validate_generation(model, generation_config: GenerationConfig, prompt_lengt
         raise ValueError("Jacobi decoding reuses the KV cache of accepted tokens; pass use_cache=True.")
     if generation_config.max_new_tokens is not None and generation_config.max_new_tokens < 1:
         raise ValueError(f"`max_new_tokens` must be >= 1, got {generation_config.max_new_tokens}.")
-    max_positions = _max_positions(model.config)
-    if max_positions is not None and prompt_length >= max_positions:
+    limit = max_positions(model.config)
+    if limit is not None and prompt_length >= limit:
         raise ValueError(
-            f"The prompt has {prompt_length} tokens but the model handles at most {max_positions} positions; "
+            f"The prompt has {prompt_length} tokens but the model handles at most {limit} positions; "
             "shorten or truncate the prompt."
         )
-    if max_positions is not None and generation_config.max_length > max_positions:
+    if limit is not None and generation_config.max_length > limit:
         raise ValueError(
             f"Prompt ({prompt_length} tokens) + new tokens would reach {generation_config.max_length} positions, past "
-            f"the model's maximum of {max_positions}; lower max_new_tokens to at most {max_positions - prompt_length}."
+            f"the model's maximum of {limit}; lower max_new_tokens to at most {limit - prompt_length}."
         )
