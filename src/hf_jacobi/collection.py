@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .generation import JacobiDraft
+from .generation.verification import Verification
 from .generation.configuration_jacobi import max_positions
 from .generation.generate import generate as jacobi_generate
 from .loading import chat_prompt
@@ -214,26 +215,91 @@ def decoding_states(model, tokenizer, batch, config: CollectConfig, seed: int) -
         handle.remove()
     width = batch["input_ids"].shape[1]
     prompt_lengths = batch["attention_mask"].sum(-1).tolist()
-    eos = model.generation_config.eos_token_id
-    eos = set([eos] if isinstance(eos, int) else eos or [])
-    rows = []
+    eos = _eos_set(model)
     generator = torch.Generator().manual_seed(seed)
-    for r in range(sequences.shape[0]):
-        clean = sequences[r, width:].tolist()
-        end = next((i + 1 for i, t in enumerate(clean) if t in eos), len(clean))
-        clean = clean[:end]
-        states = {}
-        for positions, ids in fed:
-            start = int(positions[r, 0]) - prompt_lengths[r]
-            block = ids[r].tolist()
-            if 0 <= start <= len(clean) - n and block != clean[start : start + n]:
-                states.setdefault((start, tuple(block)), block)
-        keys = list(states)
-        if config.max_states is not None and len(keys) > config.max_states:
-            keep = torch.randperm(len(keys), generator=generator)[: config.max_states].sort().values.tolist()
-            keys = [keys[i] for i in keep]
-        rows.append({"clean_ids": clean, "noisy_starts": [k[0] for k in keys], "noisy_blocks": [states[k] for k in keys]})
-    return rows
+    return [_record_states(_cut_at_eos(sequences[r, width:].tolist(), eos), fed, prompt_lengths[r], r, n,
+                           config.max_states, generator) for r in range(sequences.shape[0])]
+
+
+def _eos_set(model) -> set:
+    eos = model.generation_config.eos_token_id
+    return set([eos] if isinstance(eos, int) else eos or [])
+
+
+def _record_states(clean: list[int], fed, prompt_length: int, row: int, n: int, max_states, generator) -> dict:
+    """One row's state record: the drafts of `n` tokens fed along `clean` (unique, not equal to the clean tokens)."""
+    states = {}
+    for positions, ids in fed:
+        start = int(positions[row, 0]) - prompt_length
+        block = ids[row].tolist()
+        if 0 <= start <= len(clean) - n and block != clean[start : start + n]:
+            states.setdefault((start, tuple(block)), block)
+    keys = list(states)
+    if max_states is not None and len(keys) > max_states:
+        keep = torch.randperm(len(keys), generator=generator)[:max_states].sort().values.tolist()
+        keys = [keys[i] for i in keep]
+    return {"clean_ids": clean, "noisy_starts": [k[0] for k in keys], "noisy_blocks": [states[k] for k in keys]}
+
+
+def _cut_at_eos(tokens: list[int], eos: set) -> list[int]:
+    return tokens[: next((i + 1 for i, t in enumerate(tokens) if t in eos), len(tokens))]
+
+
+@torch.no_grad()
+def forced_decoding_states(model, batch, answers: list[list[int]], config: CollectConfig, seed: int) -> list[dict]:
+    """The drafts `model`'s Jacobi decoder would feed if its greedy continuation were `answers` (e.g. a frozen teacher's).
+
+    The decoding loop of `jacobi_decode`, with the greedy continuation replaced by the given one: the same draft
+    source (`JacobiDraft`: carried predictions, then filler), the same acceptance rule against the answer
+    (`accept_length`), the same shared commit length across rows. The carried predictions are `model`'s own argmax,
+    so the states are on-policy for `model` while the clean targets stay fixed. Given `model`'s own greedy answers it
+    feeds exactly what `decoding_states` records. Returns per row `clean_ids` (the answer), `noisy_starts`,
+    `noisy_blocks`.
+    """
+    from transformers import DynamicCache
+
+    from .generation.candidates import DraftStep
+    from .generation.verification import accept_length
+
+    n = config.block_size
+    input_ids, prompt_mask = batch["input_ids"], batch["attention_mask"]
+    batch_size, device = input_ids.shape[0], input_ids.device
+    longest = max(len(a) for a in answers)
+    # -1 never equals a token: positions past an answer's end accept nothing
+    target = torch.full((batch_size, longest + n), -1, dtype=torch.long, device=device)
+    for r, answer in enumerate(answers):
+        target[r, : len(answer)] = torch.tensor(answer, dtype=torch.long)
+    lengths = torch.tensor([len(a) for a in answers], device=device)
+    draft = JacobiDraft(input_ids, prompt_mask, n, config.draft_init, seed)
+    cache = DynamicCache()
+    model(input_ids=input_ids, attention_mask=prompt_mask, position_ids=(prompt_mask.long().cumsum(-1) - 1).clamp(min=0),
+          cache=cache, use_cache=True)
+    committed, fed = 1, []  # the prefill's token is the answer's first
+    mask = torch.cat([prompt_mask, prompt_mask.new_ones((batch_size, 1))], dim=-1)
+    while committed < longest and committed < config.max_new_tokens:
+        length = min(n, config.max_new_tokens - committed)
+        context = torch.cat([input_ids, target[:, :committed].clamp(min=0)], dim=-1)  # finished rows: token 0
+        unfinished = lengths > committed
+        step = DraftStep(context, unfinished, length, length, context[:, -1:, None])
+        block = draft.get_candidates(step)[:, 0]
+        positions = mask.sum(-1, keepdim=True) - 1 + torch.arange(length, device=device)
+        if length == n:  # shorter last blocks are not states of an n-token decoder
+            fed.append((positions.cpu(), block.cpu()))
+        full_mask = torch.cat([mask, mask.new_ones((batch_size, length - 1))], dim=-1)
+        logits = model(input_ids=block, attention_mask=full_mask, position_ids=positions, cache=cache,
+                       use_cache=True).logits
+        predictions = logits.argmax(-1)
+        accepted = accept_length(block, target[:, committed : committed + length])
+        num_accepted = int(accepted[unfinished].min())
+        cache.crop(-(length - num_accepted))
+        mask = torch.cat([mask, mask.new_ones((batch_size, num_accepted))], dim=-1)
+        committed += num_accepted
+        draft.update_candidate_strategy(step, Verification(block[:, None], predictions[:, None], accepted[:, None],
+                                                           accepted.new_zeros(batch_size), num_accepted))
+    prompt_lengths = prompt_mask.sum(-1).tolist()
+    generator = torch.Generator().manual_seed(seed)
+    return [_record_states(list(answer), fed, prompt_lengths[r], r, n, config.max_states, generator)
+            for r, answer in enumerate(answers)]
 
 
 @torch.no_grad()
@@ -548,12 +614,16 @@ def collect_trajectories(
     config: CollectConfig | None = None,
     max_chunks: int | None = None,
     progress: bool = True,
+    teacher=None,
 ):
     """Collect Jacobi trajectories for every prompt into `output_dir`, resuming a previous run there.
 
     Args:
         prompts: anything `load_prompts` takes.
         max_chunks: stop after this many new chunks (for time-boxed runs; rerun to continue).
+        teacher (`PreTrainedModel`, *optional*): with `config.states="decoding"`, the clean continuations are this
+            model's greedy answers (e.g. the base model, to anchor the targets across on-policy rounds) and the states
+            are those `model`'s decoder would feed along them (`forced_decoding_states`).
 
     Returns:
         `datasets.Dataset` with `prompt_index`, `prompt`, `prompt_ids`, `block_size`, and `trajectory` (blocks x
@@ -585,12 +655,17 @@ def collect_trajectories(
     settings = asdict(config) | {
         "num_prompts": len(prompts), "prompts_sha256": _prompts_hash(prompts), "model_fingerprint": model_fingerprint(model),
     }
+    if teacher is not None:
+        if config.states != "decoding":
+            raise ValueError("A teacher gives the answers of decoding states: pass CollectConfig(states='decoding').")
+        settings["teacher_fingerprint"] = model_fingerprint(teacher)
     output_dir.mkdir(parents=True, exist_ok=True)
     with _FolderLock(output_dir):
-        return _collect(model, tokenizer, prompts, texts, output_dir, config, settings, max_chunks, progress, datasets)
+        return _collect(model, tokenizer, prompts, texts, output_dir, config, settings, max_chunks, progress, datasets,
+                        teacher)
 
 
-def _collect(model, tokenizer, prompts, texts, output_dir, config, settings, max_chunks, progress, datasets):
+def _collect(model, tokenizer, prompts, texts, output_dir, config, settings, max_chunks, progress, datasets, teacher):
     """`collect_trajectories` once the folder is locked."""
     config_path = output_dir / CONFIG_FILE
     name_or_path = getattr(model.config, "_name_or_path", "") or config.model_name
@@ -624,7 +699,13 @@ def _collect(model, tokenizer, prompts, texts, output_dir, config, settings, max
             if max_chunks is not None and new_chunks >= max_chunks:
                 break
             batch = tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True).to(model.device)
-            if config.states == "decoding":
+            if config.states == "decoding" and teacher is not None:
+                answers = teacher.generate(**batch, do_sample=False, max_new_tokens=config.max_new_tokens,
+                                           pad_token_id=tokenizer.pad_token_id)[:, batch["input_ids"].shape[1]:]
+                answers = [_cut_at_eos(a, _eos_set(teacher)) for a in answers.tolist()]
+                fields = forced_decoding_states(model, batch, answers, config, config.seed + chunk[0])
+                new_tokens += sum(len(f["clean_ids"]) for f in fields)
+            elif config.states == "decoding":
                 fields = decoding_states(model, tokenizer, batch, config, config.seed + chunk[0])
                 new_tokens += sum(len(f["clean_ids"]) for f in fields)
             else:

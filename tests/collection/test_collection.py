@@ -2,13 +2,15 @@
 fixed points are the greedy continuation, and an interrupted run resumes to the same records."""
 
 import json
+import types
 
 import pytest
 import torch
 import transformers
-from testing_utils import make_tiny_model, require_smollm2
+from testing_utils import make_tiny_model, markov_model, require_smollm2
 
-from hf_jacobi.collection import CollectConfig, collect_trajectories, load_prompts
+from hf_jacobi.collection import CollectConfig, collect_trajectories, decoding_states, forced_decoding_states, load_prompts
+from hf_jacobi.loading import chat_prompt
 from hf_jacobi.loading import SMOLLM2_GGUF, smollm2_dir
 
 PROMPTS = ["hello world", "write a function that adds two numbers", "sort a list", "x", "print the first ten primes"]
@@ -111,6 +113,57 @@ def test_decoding_states_are_what_the_decoder_fed(tmp_path, tokenizer, family):
         for start, block in zip(record["noisy_starts"], record["noisy_blocks"]):
             assert block[0] == record["clean_ids"][start]
             assert block != record["clean_ids"][start : start + 4]
+
+
+@require_smollm2
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_forced_states_along_own_answers_are_the_decoding_states(tokenizer, family):
+    """Forcing the decoder along the model's own greedy answers replays the real decoder: the same states, offsets
+    and answers as `decoding_states` (which hooks the real loop), for a batch of prompts of different lengths."""
+    model = wide_model(tokenizer, family)
+    tokenizer.padding_side = "left"
+    batch = tokenizer([chat_prompt(tokenizer, p) for p in PROMPTS], return_tensors="pt", padding=True)
+    config = CollectConfig(block_size=4, max_new_tokens=20, states="decoding")
+    real = decoding_states(model, tokenizer, batch, config, seed=3)
+    forced = forced_decoding_states(model, batch, [r["clean_ids"] for r in real], config, seed=3)
+    assert forced == real
+    assert sum(len(r["noisy_starts"]) for r in real) > 0
+
+
+def test_forced_states_replay_multi_token_acceptance():
+    """The same replay on a model whose carried predictions are often right (a Markov chain that mostly goes to 5),
+    so forwards accept several tokens and rows of a left-padded batch share the smallest commit."""
+    model = markov_model([5 if x % 4 else (x * 7 + 3) % 16 for x in range(16)])
+    batch = {"input_ids": torch.tensor([[0, 0, 9, 10, 11, 6], [12, 13, 14, 15, 8, 4]]),
+             "attention_mask": torch.tensor([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]])}
+    config = CollectConfig(block_size=4, max_new_tokens=24, states="decoding")
+    real = decoding_states(model, types.SimpleNamespace(pad_token_id=0), batch, config, seed=1)
+    forced = forced_decoding_states(model, batch, [r["clean_ids"] for r in real], config, seed=1)
+    assert forced == real
+    starts = real[0]["noisy_starts"]
+    assert len(starts) > 0 and any(b - a > 1 for a, b in zip(starts, starts[1:]))  # some forward accepted > 1
+
+
+@require_smollm2
+def test_teacher_answers_with_student_states(tmp_path, tokenizer):
+    """With a teacher, the clean continuation is the teacher's greedy answer and every state is a draft the student's
+    decoder would feed along it: it starts with the answer's token at its offset and carries the student's own
+    predictions (so it differs from the states the teacher's decoder would feed)."""
+    student, teacher = wide_model(tokenizer), wide_model(tokenizer, "qwen2")
+    config = CollectConfig(block_size=4, max_new_tokens=16, batch_size=3, states="decoding")
+    records = collect_trajectories(student, tokenizer, PROMPTS[:3], tmp_path / "a", config, progress=False,
+                                   teacher=teacher)
+    own = collect_trajectories(teacher, tokenizer, PROMPTS[:3], tmp_path / "b", config, progress=False)
+    for record, reference in zip(records, own):
+        ids = torch.tensor([record["prompt_ids"]])
+        greedy = teacher.generate(ids, do_sample=False, max_new_tokens=16, pad_token_id=tokenizer.pad_token_id)
+        assert record["clean_ids"] == greedy[0, ids.shape[1]:].tolist()[: len(record["clean_ids"])]
+        assert record["clean_ids"] == reference["clean_ids"]
+        for start, block in zip(record["noisy_starts"], record["noisy_blocks"]):
+            assert block[0] == record["clean_ids"][start]
+    assert [r["noisy_blocks"] for r in records] != [r["noisy_blocks"] for r in own]
+    with pytest.raises(ValueError, match="teacher"):  # another teacher is another collection
+        collect_trajectories(student, tokenizer, PROMPTS[:3], tmp_path / "a", config, progress=False, teacher=student)
 
 
 @pytest.mark.parametrize("kwargs, message", [

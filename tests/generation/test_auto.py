@@ -6,11 +6,12 @@ import json
 import pytest
 import torch
 import transformers
-from test_multiblock import PROMPT, markov_model
-from testing_utils import make_tiny_model, padded_batch
+from testing_utils import make_tiny_model, markov_model, padded_batch
 
 import hf_jacobi
 from hf_jacobi.generation import auto
+
+PROMPT = torch.tensor([[9, 10, 11, 12, 13, 14, 15, 6]])
 
 FLAT = {size: 1.0 for size in auto.CALIBRATION_SIZES}  # a GPU-like device: more tokens per forward are free
 LINEAR = {size: float(size) for size in auto.CALIBRATION_SIZES}  # a device where every token costs the same

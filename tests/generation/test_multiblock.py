@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 import torch
 import transformers
-from testing_utils import make_tiny_model, padded_batch
+from testing_utils import make_tiny_model, markov_model, padded_batch
 
 import hf_jacobi  # noqa: F401
 from hf_jacobi import generation
@@ -14,28 +14,6 @@ from hf_jacobi.generation import candidates as sources
 
 PROMPT = torch.tensor([[9, 10, 11, 12, 13, 14, 15, 6]])
 CYCLE = (3, 4, 5, 6, 7)
-
-
-def markov_model(next_token, hidden_size=32):
-    """A Llama whose next token is `next_token[current token]`, exactly: one-hot embeddings, attention and MLP
-    outputs zeroed (the residual stream is the embedding), and an output matrix that maps token x to next_token[x]."""
-    vocab = len(next_token)
-    config = transformers.LlamaConfig(
-        vocab_size=vocab, hidden_size=hidden_size, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-    )
-    model = transformers.LlamaForCausalLM(config).eval()
-    with torch.no_grad():
-        for layer in model.model.layers:
-            layer.self_attn.o_proj.weight.zero_()
-            layer.mlp.down_proj.weight.zero_()
-        model.model.embed_tokens.weight.zero_()
-        model.model.embed_tokens.weight[torch.arange(vocab), torch.arange(vocab)] = 1.0
-        model.lm_head.weight.zero_()
-        model.lm_head.weight[torch.tensor(next_token), torch.arange(vocab)] = 10.0
-    model.generation_config.eos_token_id = None
-    model.generation_config.pad_token_id = 0
-    return model
 
 
 @pytest.fixture(scope="module")

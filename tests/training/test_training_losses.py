@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from testing_utils import PAD, random_example, tiny_model
 
 from hf_jacobi.training import JacobiForcingCollator, ar_loss, consistency_loss
+from hf_jacobi.training.losses import hard_consistency_loss
 
 
 def test_ar_loss_is_mean_cross_entropy_over_targets():
@@ -23,6 +24,21 @@ def test_consistency_loss_is_zero_when_student_equals_teacher():
     for temperature in (1.0, 2.0):
         assert consistency_loss(logits, logits.clone(), mask, temperature, torch.tensor([3, 2])).item() == 0.0
     assert consistency_loss(torch.randn(2, 6, 11), logits, torch.zeros_like(mask)).item() == 0.0
+
+
+def test_hard_consistency_loss_is_cross_entropy_to_the_clean_tokens():
+    """Counted positions with a label: mean cross-entropy, each divided by its example's block count; positions
+    without a label (-100, past EOS) or outside the mask do not count."""
+    logits = torch.randn(2, 4, 9)
+    labels = torch.tensor([[1, 2, -100, 4], [5, 6, 7, 8]])
+    mask = torch.tensor([[True, True, True, False], [False, True, True, True]])
+    counted = mask & (labels != -100)
+    per_position = F.cross_entropy(logits[counted], labels[counted], reduction="none")
+    torch.testing.assert_close(hard_consistency_loss(logits, labels, mask), per_position.mean())
+    blocks = torch.tensor([2, 4]).repeat_interleave(counted.sum(-1))
+    torch.testing.assert_close(hard_consistency_loss(logits, labels, mask, torch.tensor([2, 4])),
+                               (per_position / blocks).sum() / counted.sum())
+    assert hard_consistency_loss(logits, labels, torch.zeros_like(mask)).item() == 0.0
 
 
 def test_consistency_loss_value_and_gradient():

@@ -42,6 +42,9 @@ class JacobiForcingConfig(SFTConfig):
             Temperature of the consistency (distillation) loss; the loss is scaled by `temperature**2`.
         ar_loss_on_prompt (`bool`, *optional*, defaults to `True`):
             Whether the AR loss also predicts the prompt tokens, as hao-ai-lab/JacobiForcing does.
+        consistency_target (`str`, *optional*, defaults to `"soft"`):
+            `"soft"`: distill the clean-block distribution (KL, as hao-ai-lab/JacobiForcing). `"hard"`: cross-entropy
+            against the clean next token, the teacher's greedy choice, which is all that acceptance asks.
         consistency_normalization (`str`, *optional*, defaults to `"block"`):
             `"block"`: each counted position is divided by its example's number of noisy blocks, as hao-ai-lab/JacobiForcing
             divides by `T`. `"token"`: a plain mean over counted positions, so the consistency loss keeps its weight
@@ -108,6 +111,11 @@ class JacobiForcingConfig(SFTConfig):
         default=True,
         metadata={"help": "Whether the AR loss also predicts the prompt tokens."},
     )
+    consistency_target: str = field(
+        default="soft",
+        metadata={"help": "Consistency target: the clean logits (soft, KL; the reference) or the clean next token "
+                          "(hard, cross-entropy; what acceptance asks).", "choices": ["soft", "hard"]},
+    )
     consistency_normalization: str = field(
         default="block",
         metadata={"help": "Consistency loss normalisation: per block (reference) or per token.", "choices": ["block", "token"]},
@@ -169,6 +177,8 @@ class JacobiForcingConfig(SFTConfig):
             raise ValueError(f"`mask_context` must be one of {MASK_CONTEXTS}, got {self.mask_context!r}.")
         if self.noise_schedule not in NOISE_SCHEDULES:
             raise ValueError(f"`noise_schedule` must be one of {NOISE_SCHEDULES}, got {self.noise_schedule!r}.")
+        if self.consistency_target not in ("soft", "hard"):
+            raise ValueError(f"`consistency_target` must be 'soft' or 'hard', got {self.consistency_target!r}.")
         if self.consistency_normalization not in ("block", "token"):
             raise ValueError(
                 f"`consistency_normalization` must be 'block' or 'token', got {self.consistency_normalization!r}."

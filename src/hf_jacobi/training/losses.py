@@ -67,3 +67,28 @@ def consistency_loss(
         blocks = num_blocks.to(per_position.device)[:, None].expand_as(mask)[mask]  # [N]
         per_position = per_position / blocks.clamp(min=1)
     return per_position.sum() * (temperature**2) / mask.sum().clamp(min=1)
+
+
+def hard_consistency_loss(
+    noisy_logits: torch.Tensor,
+    labels: torch.Tensor,
+    mask: torch.Tensor,
+    num_blocks: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cross-entropy of the noisy-block predictions against the clean next tokens (the teacher's greedy choices).
+
+    Acceptance only asks the argmax at a noisy position to be the clean token, so this trains exactly that, and it is
+    cheaper than the soft loss (no teacher softmax over the vocabulary). Same normalisation as [`consistency_loss`].
+
+    Args:
+        noisy_logits (`torch.Tensor` of shape `[B, L, V]`): student logits at the noisy block positions.
+        labels (`torch.LongTensor` of shape `[B, L]`): the clean next token of each position, -100 where none.
+        mask (`torch.BoolTensor` of shape `[B, L]`): positions that count.
+        num_blocks (`torch.LongTensor` of shape `[B]`, *optional*): `T` per example; `None` divides by 1.
+    """
+    mask = mask & (labels != IGNORE_INDEX)
+    per_position = F.cross_entropy(noisy_logits[mask].float(), labels[mask], reduction="none")  # [N]
+    if num_blocks is not None:
+        blocks = num_blocks.to(per_position.device)[:, None].expand_as(mask)[mask]
+        per_position = per_position / blocks.clamp(min=1)
+    return per_position.sum() / mask.sum().clamp(min=1)

@@ -57,6 +57,12 @@ class JacobiTrainScriptArguments:
                   "choices": ["decoding", "trajectory"]},
     )
     max_states: int = field(default=48, metadata={"help": "Most noisy states per prompt (drawn evenly)."})
+    answers: str = field(
+        default="model",
+        metadata={"help": "Clean continuations of decoding states in rounds after the first: the current model's greedy "
+                          "answers, or the base model's (fixed targets: the AR loss keeps the answers of the base "
+                          "model while the states stay on-policy).", "choices": ["model", "base"]},
+    )
     max_new_tokens: int = field(default=256, metadata={"help": "Tokens generated per training prompt."})
     collect_batch_size: int = field(default=8, metadata={"help": "Prompts decoded together while collecting."})
     collect_dtype: str = field(
@@ -174,7 +180,8 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     settings = {"script": asdict(script_args), "model": model_args.model_name_or_path,
                 "use_peft": model_args.use_peft, "learning_rate": training_args.learning_rate,
                 "ar_loss_weight": training_args.ar_loss_weight,
-                "consistency_normalization": training_args.consistency_normalization}
+                "consistency_normalization": training_args.consistency_normalization,
+                "consistency_target": training_args.consistency_target}
     settings["script"].pop("max_minutes")  # a longer or shorter time box may resume
     config_path = output_dir / "pipeline_config.json"
     if config_path.exists():
@@ -206,6 +213,8 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
                 raise ValueError(f"Prompt {i} needs {length} positions with --max_new_tokens "
                                  f"{script_args.max_new_tokens}; the model has {limit}. Shorten or drop it.")
     held_out = _eval_prompts(script_args.eval_prompts)
+    # Base answers for every round: a frozen copy of the base model (before any training changes `model`)
+    teacher = copy.deepcopy(model).to(fast_dtype).eval() if script_args.answers == "base" else None
     results = []
     for r in range(script_args.rounds):
         n = script_args.block_size(r)
@@ -224,7 +233,8 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             model_name=f"round {r} of {settings['model'] or 'SmolLM2-135M-Instruct'}",
         )
         records = collect_trajectories(fast, tokenizer, prompts[r * per_round:(r + 1) * per_round],
-                                       round_dir / "data", collect_config)
+                                       round_dir / "data", collect_config,
+                                       teacher=teacher if r > 0 and script_args.states == "decoding" else None)
         del fast
         # 2. train on them (one pass over distinct prompts; resumes from the last checkpoint)
         final = round_dir / "train" / "model"

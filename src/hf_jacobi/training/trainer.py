@@ -16,7 +16,7 @@ from trl import SFTTrainer
 
 from .collator import JacobiForcingCollator
 from .config import JacobiForcingConfig
-from .losses import ar_loss, consistency_loss
+from .losses import ar_loss, consistency_loss, hard_consistency_loss
 from .packing import pack_trajectories, packing_info, validate_packed_dataset
 
 _CITATION = """\
@@ -201,13 +201,22 @@ class JacobiForcingTrainer(SFTTrainer):
 
         ar = ar_loss(logits, inputs["shift_labels"])
         rows = torch.arange(logits.shape[0], device=logits.device)[:, None]
-        consistency = consistency_loss(
-            noisy_logits=logits[rows, inputs["noisy_index"]],  # [B, L, V]
-            clean_logits=logits[rows, inputs["clean_index"]],  # [B, L, V], detached inside
-            mask=inputs["consistency_mask"],
-            temperature=self.args.consistency_temperature,
-            num_blocks=inputs["num_blocks"] if self.args.consistency_normalization == "block" else None,
-        )
+        num_blocks = inputs["num_blocks"] if self.args.consistency_normalization == "block" else None
+        if self.args.consistency_target == "hard":
+            consistency = hard_consistency_loss(
+                noisy_logits=logits[rows, inputs["noisy_index"]],  # [B, L, V]
+                labels=inputs["shift_labels"][rows, inputs["clean_index"]],  # [B, L]: the clean next tokens
+                mask=inputs["consistency_mask"],
+                num_blocks=num_blocks,
+            )
+        else:
+            consistency = consistency_loss(
+                noisy_logits=logits[rows, inputs["noisy_index"]],  # [B, L, V]
+                clean_logits=logits[rows, inputs["clean_index"]],  # [B, L, V], detached inside
+                mask=inputs["consistency_mask"],
+                temperature=self.args.consistency_temperature,
+                num_blocks=num_blocks,
+            )
         loss = self.args.ar_loss_weight * ar + self.args.consistency_loss_weight * consistency
 
         # `gather` (not `gather_for_metrics`, which may drop the last batch's duplicates along dim 0) of scalars
