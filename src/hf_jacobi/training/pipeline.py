@@ -126,20 +126,23 @@ class TimeBox(TrainerCallback):
 
 @torch.no_grad()
 def measure_tpf(model, tokenizer, prompts: list[str], block_size: int, max_new_tokens: int) -> dict:
-    """Tokens per forward of Jacobi decoding (greedy, prefill excluded) over `prompts`, one at a time."""
+    """Tokens per forward of Jacobi decoding (greedy, prefill excluded) over `prompts`, one at a time; also the answers
+    (token ids), to compare a trained model's greedy output with the base model's."""
     import hf_jacobi  # noqa: F401  (generation_mode="jacobi")
 
     from ..loading import chat_prompt
 
     tokens = forwards = 0
+    answers = []
     for prompt in prompts:
         inputs = tokenizer(chat_prompt(tokenizer, prompt), return_tensors="pt").to(model.device)
         out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, generation_mode="jacobi",
                              block_size=block_size, return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id)
         tokens += int(out.accepted_tokens.sum())
         forwards += out.num_forwards
+        answers.append(out.sequences[0, inputs["input_ids"].shape[1]:].tolist())
     return {"tpf": tokens / max(forwards, 1), "tokens": tokens, "forwards": forwards, "block_size": block_size,
-            "prompts": len(prompts), "dtype": str(model.dtype).replace("torch.", "")}
+            "prompts": len(prompts), "dtype": str(model.dtype).replace("torch.", ""), "answers": answers}
 
 
 def _eval_prompts(count: int) -> list[str]:
