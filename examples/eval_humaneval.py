@@ -2,9 +2,12 @@
 which gives greedy decoding's tokens (the package's identity tests), so the same run measures quality and tokens per
 forward on prompts the model never trained on. Resumable: finished problems are kept in the output jsonl.
 
-    python examples/eval_humaneval.py --adapter runs/smollm2_jf/adapter --name trained --output docs/he164_trained.jsonl
+    python examples/eval_humaneval.py --adapter runs/smollm2_jf/adapter --name trained --output docs/he164_trained.jsonl \
+        --execute-code
+    python examples/eval_humaneval.py --model runs/jf_anchor/model --name anchored --output he.jsonl --execute-code
 
-Model-written code is executed (the HumanEval tests, in a subprocess with a timeout): run it where that is acceptable.
+Model-written code is executed (the HumanEval tests, in a subprocess with a timeout, not a sandbox): it runs only
+with `--execute-code`, where that is acceptable.
 """
 
 import argparse
@@ -23,14 +26,19 @@ from hf_jacobi.training import loop_start
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--adapter", default=None, help="LoRA adapter folder (default: the base model)")
+    parser.add_argument("--model", default=None, help="a saved model folder (e.g. an hf-jacobi train run's model/)")
+    parser.add_argument("--execute-code", action="store_true",
+                        help="consent to run the model-written code and the HumanEval tests (not a sandbox)")
     parser.add_argument("--name", required=True, help="label of the model in the output")
     parser.add_argument("--output", type=Path, required=True, help="jsonl, one line per problem (resumes)")
     parser.add_argument("--block-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--num-problems", type=int, default=None)
     args = parser.parse_args(argv)
+    if not args.execute_code:
+        parser.error("pass --execute-code: pass@1 runs the model-written code and the tests on this machine.")
 
-    model, tokenizer = load_model(adapter=args.adapter)
+    model, tokenizer = load_model(model=args.model, adapter=args.adapter)
     done = {}
     if args.output.exists():
         for line in args.output.open():

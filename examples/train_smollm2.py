@@ -30,9 +30,9 @@ from hf_jacobi.loading import ADAPTER_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = [
-    "--coding_prompts", "3000", "--rounds", "2", "--prompts_per_round", "180", "--round_block_sizes", "16", "16",
+    "--coding_prompts", "3000", "--rounds", "3", "--prompts_per_round", "180", "--round_block_sizes", "16", "16",
     "--states", "decoding", "--max_states", "32", "--max_new_tokens", "128", "--collect_batch_size", "8",
-    "--eval_prompts", "8", "--eval_max_new_tokens", "128", "--eval_block_size", "16",
+    "--answers", "base", "--consistency_target", "hard", "--eval_prompts", "16", "--eval_max_new_tokens", "128", "--eval_block_size", "16",
     "--learning_rate", "1e-4", "--ar_loss_weight", "1", "--ar_loss_on_prompt", "false",
     "--consistency_normalization", "token", "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1",
     "--gradient_checkpointing", "false", "--bf16", "true", "--use_cpu", "--report_to", "none", "--save_steps", "10",
