@@ -95,8 +95,8 @@ def table(output_dir: Path) -> list[dict]:
         losses = [h for h in log["log_history"] if "consistency_loss" in h]
         rows.append({
             "arm": arm, "flags": " ".join(ARMS[arm]), "steps": log["global_step"], "tokens_seen": log["tokens_seen"],
-            "train_seconds": round(log["seconds"]), "ar_loss_last": losses[-1]["ar_loss"] if losses else None,
-            "consistency_loss_last": losses[-1]["consistency_loss"] if losses else None,
+            "train_seconds": round(log["seconds"]), "ar_loss_last": round(float(losses[-1]["ar_loss"]), 3) if losses else None,
+            "consistency_loss_last": round(float(losses[-1]["consistency_loss"]), 3) if losses else None,
             "tpf": round(measured["tpf"], 3), "base_tpf": round(base["tpf"], 3),
             "base_answers_kept": round(agreement(measured["answers"], base["answers"]), 3)
             if "answers" in base and "answers" in measured else None,
@@ -124,7 +124,8 @@ def main(argv=None):
                       "--prompts_per_round", "180", "--max_steps", str(args.steps), *ARMS[arm]])
     rows = table(args.output_dir)
     (args.output_dir / "ablation.json").write_text(json.dumps(rows, indent=1))
-    print("| arm | flags | steps | training tokens | held-out TPF (base) | base answers kept | AR loss | consistency loss |")
+    print("| arm | flags | steps | training tokens | held-out TPF (base) | base answers kept | last AR loss | last "
+          "consistency loss |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['arm']} | `{r['flags'] or '-'}` | {r['steps']} | {r['tokens_seen']} | {r['tpf']} ({r['base_tpf']}) | "
