@@ -34,6 +34,8 @@ def main(argv=None):
     parser.add_argument("--block-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--num-problems", type=int, default=None)
+    parser.add_argument("--task-ids", nargs="+", default=None,
+                        help="only these problems, e.g. those another model passes (a retention check)")
     args = parser.parse_args(argv)
     if not args.execute_code:
         parser.error("pass --execute-code: pass@1 runs the model-written code and the tests on this machine.")
@@ -48,6 +50,11 @@ def main(argv=None):
             except json.JSONDecodeError:
                 break  # a torn last line is redone
     problems = load_humaneval(args.num_problems)
+    if args.task_ids:
+        unknown = set(args.task_ids) - {p["task_id"] for p in problems}
+        if unknown:
+            parser.error(f"unknown --task-ids {sorted(unknown)}")
+        problems = [p for p in problems if p["task_id"] in set(args.task_ids)]
     with open(args.output, "a") as handle:
         for problem in tqdm([p for p in problems if p["task_id"] not in done], desc=args.name):
             inputs = tokenizer(humaneval_prompt(tokenizer, problem), return_tensors="pt")
