@@ -10,14 +10,17 @@ TRL ModelConfig field is one), e.g. `--max_minutes 30` or `--rounds 4`.
 The recipe, and why:
 - on-policy states (`--states decoding`): each round trains on the drafts the current model's decoder feeds, on
   prompts no earlier round used; `--round_block_sizes 16 32` would make round 2 a block-32 curriculum stage;
-- full fine-tuning of the layers' weight matrices (embeddings, norms frozen), lr 1e-4, AR weight 1 on the model's own
-  greedy answers only (not the prompt), consistency averaged per token, bf16 autocast where the CPU has bf16 units;
+- anchored targets (`--answers base`): after round 0 the clean continuations stay the base model's greedy answers,
+  and the states are what the current model's decoder would feed along them; `--consistency_target hard`:
+  cross-entropy of the noisy positions against the clean next token;
+- full fine-tuning of the layers' weight matrices (embeddings, norms frozen), lr 1e-4, AR weight 1 on the greedy
+  answers only (not the prompt), consistency averaged per token, bf16 autocast where the CPU has bf16 units;
 - the change is shipped as a rank-64 LoRA adapter (truncated SVD, `--export_rank 64`), measured after export.
 
-Measured on the 2-core CPU (README, "On-policy Jacobi Forcing on this CPU"): these flags (then without
-`--trim_loops`) took held-out TPF 1.06 -> 1.17 -> 1.31 in two rounds but the model collapsed into repetition loops
-(0/33 HumanEval vs 5/33 for the base); `--ar_loss_weight 10 --learning_rate 5e-5` kept it anchored and TPF at 1.05.
-Neither is shipped; the recipe is the starting point for a longer (GPU) run, not a finished result.
+Measured on the 2-core CPU (README, "Anchored on-policy rounds and the recipe ablation"): held-out TPF 1.05 -> 1.13
+-> 1.16 in two rounds, but the model keeps only about a quarter of the base answers' tokens and failed the 4
+HumanEval problems it was checked on that the base model passes. Not shipped; the recipe is the starting point for a
+longer (GPU) run and the ablation (`examples/ablate_smollm2.py`), not a finished result.
 """
 
 import argparse
