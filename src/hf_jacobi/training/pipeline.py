@@ -266,7 +266,8 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             lengths = [len(p) + len(c) + len(b) * n for p, c, b in
                        zip(train_dataset["prompt_ids"], train_dataset["clean_ids"], train_dataset["noisy_starts"])]
             seen = min(trainer.state.global_step * args.per_device_train_batch_size
-                       * args.gradient_accumulation_steps * max(args.world_size, 1), len(lengths))
+                       * args.gradient_accumulation_steps * max(args.world_size, 1),
+                       math.ceil(len(lengths) * args.num_train_epochs))  # repeats count with more than one epoch
             log = {"seconds": time.perf_counter() - started, "global_step": trainer.state.global_step,
                    "examples": len(train_dataset), "examples_seen": seen,
                    "tokens_seen": int(sum(lengths) * seen / len(lengths)), "log_history": trainer.state.log_history}
