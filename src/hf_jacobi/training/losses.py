@@ -63,10 +63,15 @@ def consistency_loss(
     teacher_log_probs = F.log_softmax(teacher, dim=-1)
     student_log_probs = F.log_softmax(student, dim=-1)
     per_position = (teacher_log_probs.exp() * (teacher_log_probs - student_log_probs)).sum(dim=-1)  # [N]
+    return _normalized_mean(per_position, mask, num_blocks) * (temperature**2)
+
+
+def _normalized_mean(per_position: torch.Tensor, mask: torch.Tensor, num_blocks: torch.Tensor | None) -> torch.Tensor:
+    """Mean of the counted positions' losses `[N]`, each first divided by its example's `T` when `num_blocks` is given."""
     if num_blocks is not None:
         blocks = num_blocks.to(per_position.device)[:, None].expand_as(mask)[mask]  # [N]
         per_position = per_position / blocks.clamp(min=1)
-    return per_position.sum() * (temperature**2) / mask.sum().clamp(min=1)
+    return per_position.sum() / mask.sum().clamp(min=1)
 
 
 def hard_consistency_loss(
@@ -88,7 +93,4 @@ def hard_consistency_loss(
     """
     mask = mask & (labels != IGNORE_INDEX)
     per_position = F.cross_entropy(noisy_logits[mask].float(), labels[mask], reduction="none")  # [N]
-    if num_blocks is not None:
-        blocks = num_blocks.to(per_position.device)[:, None].expand_as(mask)[mask]
-        per_position = per_position / blocks.clamp(min=1)
-    return per_position.sum() / mask.sum().clamp(min=1)
+    return _normalized_mean(per_position, mask, num_blocks)

@@ -201,22 +201,15 @@ class JacobiForcingTrainer(SFTTrainer):
 
         ar = ar_loss(logits, inputs["shift_labels"])
         rows = torch.arange(logits.shape[0], device=logits.device)[:, None]
+        noisy_logits = logits[rows, inputs["noisy_index"]]  # [B, L, V]
         num_blocks = inputs["num_blocks"] if self.args.consistency_normalization == "block" else None
         if self.args.consistency_target == "hard":
-            consistency = hard_consistency_loss(
-                noisy_logits=logits[rows, inputs["noisy_index"]],  # [B, L, V]
-                labels=inputs["shift_labels"][rows, inputs["clean_index"]],  # [B, L]: the clean next tokens
-                mask=inputs["consistency_mask"],
-                num_blocks=num_blocks,
-            )
+            labels = inputs["shift_labels"][rows, inputs["clean_index"]]  # [B, L]: the clean next tokens
+            consistency = hard_consistency_loss(noisy_logits, labels, inputs["consistency_mask"], num_blocks)
         else:
-            consistency = consistency_loss(
-                noisy_logits=logits[rows, inputs["noisy_index"]],  # [B, L, V]
-                clean_logits=logits[rows, inputs["clean_index"]],  # [B, L, V], detached inside
-                mask=inputs["consistency_mask"],
-                temperature=self.args.consistency_temperature,
-                num_blocks=num_blocks,
-            )
+            clean_logits = logits[rows, inputs["clean_index"]]  # [B, L, V], detached inside
+            consistency = consistency_loss(noisy_logits, clean_logits, inputs["consistency_mask"],
+                                           self.args.consistency_temperature, num_blocks)
         loss = self.args.ar_loss_weight * ar + self.args.consistency_loss_weight * consistency
 
         # `gather` (not `gather_for_metrics`, which may drop the last batch's duplicates along dim 0) of scalars
