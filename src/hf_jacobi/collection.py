@@ -31,7 +31,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .generation import JacobiDraft
-from .generation.verification import Verification
+from .generation.candidates import DraftStep
+from .generation.verification import Verification, accept_length
 from .generation.configuration_jacobi import max_positions
 from .generation.generate import generate as jacobi_generate
 from .loading import chat_prompt
@@ -257,9 +258,6 @@ def forced_decoding_states(model, batch, answers: list[list[int]], config: Colle
     `noisy_blocks`.
     """
     from transformers import DynamicCache
-
-    from .generation.candidates import DraftStep
-    from .generation.verification import accept_length
 
     n = config.block_size
     input_ids, prompt_mask = batch["input_ids"], batch["attention_mask"]
@@ -693,6 +691,7 @@ def _collect(model, tokenizer, prompts, texts, output_dir, config, settings, max
     todo = [(chunk_id, c) for chunk_id, c in enumerate(chunks) if not all(i in done for i in c)]
     started, new_chunks, new_tokens = time.perf_counter(), 0, 0
     eos = model.generation_config.eos_token_id
+    teacher_eos = _eos_set(teacher) if teacher is not None else None
     bar = tqdm(total=len(prompts), initial=len(done), desc="collect", unit="prompt", disable=not progress)
     try:
         for chunk_id, chunk in todo:
@@ -702,7 +701,7 @@ def _collect(model, tokenizer, prompts, texts, output_dir, config, settings, max
             if config.states == "decoding" and teacher is not None:
                 answers = teacher.generate(**batch, do_sample=False, max_new_tokens=config.max_new_tokens,
                                            pad_token_id=tokenizer.pad_token_id)[:, batch["input_ids"].shape[1]:]
-                answers = [_cut_at_eos(a, _eos_set(teacher)) for a in answers.tolist()]
+                answers = [_cut_at_eos(a, teacher_eos) for a in answers.tolist()]
                 fields = forced_decoding_states(model, batch, answers, config, config.seed + chunk[0])
                 new_tokens += sum(len(f["clean_ids"]) for f in fields)
             elif config.states == "decoding":
