@@ -77,6 +77,8 @@ def test_train_command_refuses_other_settings_and_bad_input(setup):
     (out / "pipeline_config.json").write_text(json.dumps({"script": {"rounds": 5}}))
     with pytest.raises(ValueError, match="other settings"):
         cli.main(argv)
+    with pytest.raises(SystemExit, match="--answers base"):
+        cli.main(argv + ["--answers", "base", "--states", "trajectory"])
     with pytest.raises(SystemExit, match="exactly one of --prompts"):
         cli.main([a for a in argv if a != "--prompts"][:1] + argv[5:])
 

@@ -98,6 +98,8 @@ class JacobiTrainScriptArguments:
         for name in ("max_states", "max_new_tokens", "collect_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}.")
+        if self.answers == "base" and self.states != "decoding":
+            raise ValueError("--answers base keeps the base answers of decoding states: use it with --states decoding.")
 
     def block_size(self, round_index: int) -> int:
         return self.round_block_sizes[min(round_index, len(self.round_block_sizes) - 1)]
@@ -217,7 +219,8 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
                                  f"{script_args.max_new_tokens}; the model has {limit}. Shorten or drop it.")
     held_out = _eval_prompts(script_args.eval_prompts)
     # Base answers for every round: a frozen copy of the base model (before any training changes `model`)
-    teacher = copy.deepcopy(model).to(fast_dtype).eval() if script_args.answers == "base" else None
+    anchored = script_args.answers == "base" and script_args.rounds > 1
+    teacher = copy.deepcopy(model).to(fast_dtype).eval() if anchored else None
     results = []
     for r in range(script_args.rounds):
         n = script_args.block_size(r)
@@ -237,7 +240,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
         )
         records = collect_trajectories(fast, tokenizer, prompts[r * per_round:(r + 1) * per_round],
                                        round_dir / "data", collect_config,
-                                       teacher=teacher if r > 0 and script_args.states == "decoding" else None)
+                                       teacher=teacher if r > 0 else None)
         del fast
         # 2. train on them (one pass over distinct prompts; resumes from the last checkpoint)
         final = round_dir / "train" / "model"
