@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_smollm2 import RECIPE  # noqa: E402
 
 from hf_jacobi import cli  # noqa: E402
+from hf_jacobi.training.pipeline import answer_agreement  # noqa: E402
 
 ARMS = {
     "recipe": [],
@@ -77,12 +78,6 @@ def prepare(arm: str, data: Path, arm_dir: Path) -> None:
         config_path.write_text(json.dumps(config, indent=1))
 
 
-def agreement(answers: list[list[int]], reference: list[list[int]]) -> float:
-    """Share of the reference's tokens that the answers reproduce before their first difference."""
-    same = [next((i for i, (a, b) in enumerate(zip(x, y)) if a != b), min(len(x), len(y))) for x, y in zip(answers, reference)]
-    return sum(same) / max(sum(len(y) for y in reference), 1)
-
-
 def table(output_dir: Path) -> list[dict]:
     rows = []
     for arm in ARMS:
@@ -98,7 +93,7 @@ def table(output_dir: Path) -> list[dict]:
             "train_seconds": round(log["seconds"]), "ar_loss_last": round(float(losses[-1]["ar_loss"]), 3) if losses else None,
             "consistency_loss_last": round(float(losses[-1]["consistency_loss"]), 3) if losses else None,
             "tpf": round(measured["tpf"], 3), "base_tpf": round(base["tpf"], 3),
-            "base_answers_kept": round(agreement(measured["answers"], base["answers"]), 3)
+            "base_answers_kept": round(answer_agreement(measured["answers"], base["answers"]), 3)
             if "answers" in base and "answers" in measured else None,
         })
     return rows

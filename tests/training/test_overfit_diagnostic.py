@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM
 
 from hf_jacobi.collection import CollectConfig, collect_trajectories
 from hf_jacobi.training import JacobiForcingConfig, JacobiForcingTrainer, pack_states
-from hf_jacobi.training.pipeline import measure_tpf
+from hf_jacobi.training.pipeline import answer_agreement, measure_tpf
 
 BLOCK, TOKENS = 8, 40
 
@@ -50,9 +50,7 @@ def overfit(tmp_path, consistency_loss_weight, rounds=3, steps=40, anchored=Fals
         measured = measure_tpf(model.eval(), tokenizer, prompts, BLOCK, TOKENS)
         tpf.append(measured["tpf"])
     if anchored:
-        pairs = list(zip(measured["answers"], base["answers"]))
-        same = [next((i for i, (a, b) in enumerate(zip(x, y)) if a != b), min(len(x), len(y))) for x, y in pairs]
-        tpf.append(sum(same) / sum(len(y) for _, y in pairs))
+        tpf.append(answer_agreement(measured["answers"], base["answers"]))
     return tpf
 
 

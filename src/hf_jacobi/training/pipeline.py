@@ -147,6 +147,14 @@ def measure_tpf(model, tokenizer, prompts: list[str], block_size: int, max_new_t
             "prompts": len(prompts), "dtype": str(model.dtype).replace("torch.", ""), "answers": answers}
 
 
+def answer_agreement(answers: list[list[int]], reference: list[list[int]]) -> float:
+    """Share of the reference answers' tokens that `answers` reproduce before their first difference (1.0: the same
+    greedy output), e.g. a trained model's `measure_tpf` answers against the base model's."""
+    same = [next((i for i, (a, b) in enumerate(zip(x, y)) if a != b), min(len(x), len(y)))
+            for x, y in zip(answers, reference)]
+    return sum(same) / max(sum(len(y) for y in reference), 1)
+
+
 def _eval_prompts(count: int) -> list[str]:
     """Unseen prompts for TPF: HumanEval's first problems (an evaluation set, never trained on)."""
     from ..data import humaneval_instruction, load_humaneval
