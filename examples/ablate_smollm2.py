@@ -27,10 +27,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_smollm2 import RECIPE  # noqa: E402
+from train_smollm2 import RECIPE
 
-from hf_jacobi import cli  # noqa: E402
-from hf_jacobi.training.pipeline import answer_agreement  # noqa: E402
+from hf_jacobi import cli
+from hf_jacobi.training.pipeline import answer_agreement
 
 ARMS = {
     "recipe": [],
@@ -80,7 +80,7 @@ def prepare(arm: str, data: Path, arm_dir: Path) -> None:
 
 def table(output_dir: Path) -> list[dict]:
     rows = []
-    for arm in ARMS:
+    for arm, flags in ARMS.items():
         tpf_path = output_dir / arm / "round_0" / "tpf.json"
         if not tpf_path.exists():
             continue
@@ -89,7 +89,7 @@ def table(output_dir: Path) -> list[dict]:
         log = [json.loads(line) for line in (output_dir / arm / "round_0" / "train" / "train_log.json").open()][-1]
         losses = [h for h in log["log_history"] if "consistency_loss" in h]
         rows.append({
-            "arm": arm, "flags": " ".join(ARMS[arm]), "steps": log["global_step"], "tokens_seen": log["tokens_seen"],
+            "arm": arm, "flags": " ".join(flags), "steps": log["global_step"], "tokens_seen": log["tokens_seen"],
             "train_seconds": round(log["seconds"]), "ar_loss_last": round(float(losses[-1]["ar_loss"]), 3) if losses else None,
             "consistency_loss_last": round(float(losses[-1]["consistency_loss"]), 3) if losses else None,
             "tpf": round(measured["tpf"], 3), "base_tpf": round(base["tpf"], 3),

@@ -215,3 +215,14 @@ def markov_model(next_token, hidden_size=32):
     model.generation_config.eos_token_id = None
     model.generation_config.pad_token_id = 0
     return model
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load_example(name: str):
+    """The script `examples/<name>.py` as a module (examples are scripts, not part of the package)."""
+    spec = importlib.util.spec_from_file_location(f"hf_jacobi_example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

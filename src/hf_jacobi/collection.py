@@ -32,9 +32,9 @@ from tqdm.auto import tqdm
 
 from .generation import JacobiDraft
 from .generation.candidates import DraftStep
-from .generation.verification import Verification, accept_length
 from .generation.configuration_jacobi import max_positions
 from .generation.generate import generate as jacobi_generate
+from .generation.verification import Verification, accept_length
 from .loading import chat_prompt
 from .training.masks import draft_attention_mask
 

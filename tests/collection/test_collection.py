@@ -1,6 +1,7 @@
 """Trajectory collection: the parallel all-blocks iteration equals the one-block-at-a-time Jacobi iteration, the
 fixed points are the greedy continuation, and an interrupted run resumes to the same records."""
 
+import itertools
 import json
 import types
 
@@ -9,9 +10,14 @@ import torch
 import transformers
 from testing_utils import make_tiny_model, markov_model, require_smollm2
 
-from hf_jacobi.collection import CollectConfig, collect_trajectories, decoding_states, forced_decoding_states, load_prompts
-from hf_jacobi.loading import chat_prompt
-from hf_jacobi.loading import SMOLLM2_GGUF, smollm2_dir
+from hf_jacobi.collection import (
+    CollectConfig,
+    collect_trajectories,
+    decoding_states,
+    forced_decoding_states,
+    load_prompts,
+)
+from hf_jacobi.loading import SMOLLM2_GGUF, chat_prompt, smollm2_dir
 
 PROMPTS = ["hello world", "write a function that adds two numbers", "sort a list", "x", "print the first ten primes"]
 
@@ -141,7 +147,7 @@ def test_forced_states_replay_multi_token_acceptance():
     forced = forced_decoding_states(model, batch, [r["clean_ids"] for r in real], config, seed=1)
     assert forced == real
     starts = real[0]["noisy_starts"]
-    assert len(starts) > 0 and any(b - a > 1 for a, b in zip(starts, starts[1:]))  # some forward accepted > 1
+    assert len(starts) > 0 and any(b - a > 1 for a, b in itertools.pairwise(starts))  # some forward accepted > 1
 
 
 @require_smollm2

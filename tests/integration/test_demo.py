@@ -1,24 +1,12 @@
 """examples/demo.py: repeats every method round-robin, reports medians with their spread, checks identity, explains
 its columns. Run on a tiny model in place of SmolLM2 (fast, offline)."""
 
-import importlib.util
-from pathlib import Path
-
 import torch
-from testing_utils import tiny_model, tiny_tokenizer
-
-DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
-
-
-def load_demo():
-    spec = importlib.util.spec_from_file_location("hf_jacobi_demo_example", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from testing_utils import load_example, tiny_model, tiny_tokenizer
 
 
 def test_demo_round_robin_medians_and_legend(monkeypatch, capsys):
-    demo = load_demo()
+    demo = load_example("demo")
     model, tokenizer = tiny_model("llama"), tiny_tokenizer()
     model.generation_config.eos_token_id = None  # run to max_new_tokens
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -62,7 +50,7 @@ def test_demo_round_robin_medians_and_legend(monkeypatch, capsys):
 
 
 def test_free_threads_leaves_busy_cores(monkeypatch):
-    demo = load_demo()
+    demo = load_example("demo")
     monkeypatch.setattr(demo, "cores", lambda: 2)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     assert demo.free_threads(0.1) == 2

@@ -1,20 +1,9 @@
 """The example training script runs end to end on a tiny local model (offline), with and without LoRA."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-from testing_utils import random_trajectory_records, tiny_model, tiny_tokenizer
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_jacobi_forcing.py"
-
-
-def load_example():
-    spec = importlib.util.spec_from_file_location("train_jacobi_forcing", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from testing_utils import load_example, random_trajectory_records, tiny_model, tiny_tokenizer
 
 
 @pytest.mark.parametrize("lora", [False, True])
@@ -30,7 +19,7 @@ def test_example_script(tmp_path, lora):
         "--learning_rate", "1e-3", "--use_cpu", "--bf16", "false", "--gradient_checkpointing", "false",
         "--report_to", "none", "--save_strategy", "no",
     ] + (["--use_peft", "--lora_r", "2", "--lora_target_modules", "all-linear"] if lora else [])  # fmt: skip
-    trainer = load_example().main(argv)
+    trainer = load_example("train_jacobi_forcing").main(argv)
     assert trainer.state.global_step == 2
     out = tmp_path / "out"
     assert (out / ("adapter_model.safetensors" if lora else "model.safetensors")).exists()
@@ -38,9 +27,7 @@ def test_example_script(tmp_path, lora):
 
 
 def test_benchmark_script_runs(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("bench_training_step", EXAMPLE.parent / "bench_training_step.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_example("bench_training_step")
     tiny_model("llama").save_pretrained(tmp_path / "model")
     argv = ["--model", str(tmp_path / "model"), "--block-size", "4", "--num-blocks", "2", "--prompt-len", "8"]
     median = module.main([*argv, "--steps", "1", "--warmup", "1", "--device", "cpu", "--no-memory"])
