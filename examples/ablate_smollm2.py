@@ -3,11 +3,13 @@ collected states, then held-out TPF (block 16, HumanEval prompts never trained o
 greedy answers the trained model keeps.
 
     python examples/ablate_smollm2.py --data runs/jf_anchor/round_0 --output-dir runs/ablation --steps 24
+    python examples/ablate_smollm2.py --output-dir runs/ablation --prompts-per-round 96 --arms recipe horizon
     python examples/ablate_smollm2.py --output-dir runs/ablation --table      # the table of what has finished
 
-`--data` is a finished round-0 folder of the recipe (`examples/train_smollm2.py`): its collection (`data/`) and its
-base-model measurement (`tpf_base.json`) are copied into every arm, so arms differ only in the training settings and
-nothing is collected again. Every arm trains `--steps` steps of 4 examples (no time box, so a busy machine changes
+`--data` is a finished round-0 folder of the recipe (`examples/train_smollm2.py`, same `--prompts-per-round`): its
+collection (`data/`) and its base-model measurement (`tpf_base.json`) are copied into every arm, so arms differ only
+in the training settings and nothing is collected again. Without `--data`, the first arm collects (and measures the
+base model) and the other arms copy its round. Every arm trains `--steps` steps of 4 examples (no time box, so a busy machine changes
 the wall time, not the result). Rerunning resumes: finished arms are skipped.
 
 Arms (the recipe is `examples/train_smollm2.py`: full fine-tuning, AR weight 1, per-token consistency mean, hard
@@ -17,6 +19,8 @@ consistency target, 180 distinct prompts seen once):
 - `ar10`: AR weight 10 (the reference's);
 - `block_norm`: consistency divided by the number of states per example (the reference's normalisation);
 - `soft`: soft consistency target (KL to the clean logits, the reference's);
+- `horizon`: consistency counted only at the 3 noisy positions from each state's first wrong token
+  (`--consistency_horizon 3`), the ones the next forward can accept; the recipe counts every later one too;
 - `repeats`: the same number of examples from 24 prompts seen 4 times (few prompts many times).
 """
 
@@ -39,6 +43,7 @@ ARMS = {
     "ar10": ["--ar_loss_weight", "10"],
     "block_norm": ["--consistency_normalization", "block"],
     "soft": ["--consistency_target", "soft"],
+    "horizon": ["--consistency_horizon", "3"],
     "repeats": ["--prompts_per_round", "24", "--num_train_epochs", "4"],
 }
 REPEATED_PROMPTS = 24
@@ -58,10 +63,10 @@ def recipe_flags() -> list[str]:
     return flags
 
 
-def prepare(arm: str, data: Path, arm_dir: Path) -> None:
+def prepare(arm: str, data: Path | None, arm_dir: Path) -> None:
     """Copy the collection and the base measurement; the `repeats` arm keeps only the first prompts' records."""
     round_dir = arm_dir / "round_0"
-    if (round_dir / "data").exists():
+    if data is None or (round_dir / "data").exists():
         return
     round_dir.mkdir(parents=True)
     shutil.copyfile(data / "tpf_base.json", round_dir / "tpf_base.json")
@@ -104,19 +109,22 @@ def main(argv=None):
     parser.add_argument("--data", type=Path, help="a finished round_0 folder of the recipe")
     parser.add_argument("--output-dir", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--steps", type=int, default=24)
+    parser.add_argument("--prompts-per-round", type=int, default=180, help="distinct prompts of the collection")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--table", action="store_true", help="only print the table of finished arms")
     args = parser.parse_args(argv)
     if not args.table:
-        if args.data is None or not (args.data / "tpf_base.json").exists() or not (args.data / "data").exists():
+        data = args.data
+        if data is not None and not ((data / "tpf_base.json").exists() and (data / "data").exists()):
             parser.error("--data must be a finished round_0 folder (with data/ and tpf_base.json).")
         for arm in args.arms:
             arm_dir = args.output_dir / arm
-            if (arm_dir / "round_0" / "tpf.json").exists():
-                continue
-            prepare(arm, args.data, arm_dir)
-            cli.main(["train", "--output_dir", str(arm_dir), *recipe_flags(), "--rounds", "1",
-                      "--prompts_per_round", "180", "--max_steps", str(args.steps), *ARMS[arm]])
+            if not (arm_dir / "round_0" / "tpf.json").exists():
+                prepare(arm, data, arm_dir)
+                cli.main(["train", "--output_dir", str(arm_dir), *recipe_flags(), "--rounds", "1",
+                          "--prompts_per_round", str(args.prompts_per_round), "--max_steps", str(args.steps),
+                          *ARMS[arm]])
+            data = data or arm_dir / "round_0"  # without --data, the first arm's collection serves the others
     rows = table(args.output_dir)
     (args.output_dir / "ablation.json").write_text(json.dumps(rows, indent=1))
     print("| arm | flags | steps | training tokens | held-out TPF (base) | base answers kept | last AR loss | last "

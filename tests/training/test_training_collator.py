@@ -128,3 +128,19 @@ def test_state_layout_errors(change, message):
     example = {"prompt_ids": [10], "clean_ids": [20, 21, 22, 23], "noisy_starts": [0], "noisy_blocks": [[1, 2]]}
     with pytest.raises(ValueError, match=message):
         JacobiForcingCollator(pad_token_id=0)([example | change])
+
+
+def test_consistency_horizon_counts_the_first_positions_after_the_first_error():
+    # n = 4: block 0 first differs at offset 1, block 1 at offset 0; both layouts
+    example = {"prompt_ids": [10, 11], "noisy_blocks": [[20, 9, 9, 9], [9, 9, 9, 9]],
+               "clean_blocks": [[20, 21, 22, 23], [24, 25, 26, 27]]}
+    full = JacobiForcingCollator(pad_token_id=0)([example])["consistency_mask"]
+    assert full.tolist() == [[False, True, True, True] + [True] * 4]
+    two = JacobiForcingCollator(pad_token_id=0, consistency_horizon=2)([example])["consistency_mask"]
+    assert two.tolist() == [[False, True, True, False, True, True, False, False]]
+    states = {"prompt_ids": [10, 11], "clean_ids": [20, 21, 22, 23, 24], "noisy_starts": [0, 1],
+              "noisy_blocks": [[20, 9, 9, 9], [9, 9, 9, 9]]}
+    one = JacobiForcingCollator(pad_token_id=0, consistency_horizon=1)([states])["consistency_mask"]
+    assert one.tolist() == [[False, True, False, False, True, False, False, False]]
+    with pytest.raises(ValueError, match="`consistency_horizon` must be a positive integer or None, got 0"):
+        JacobiForcingCollator(pad_token_id=0, consistency_horizon=0)

@@ -235,3 +235,11 @@ def test_config_parses_from_the_command_line_and_validates(tmp_path):
         JacobiForcingConfig(output_dir=str(tmp_path), bf16=False, dataset_kwargs={})
     with pytest.raises(ValueError, match="mask_context"):
         JacobiForcingConfig(output_dir=str(tmp_path), bf16=False, mask_context="both")
+
+
+def test_consistency_horizon_reaches_the_collator(tmp_path):
+    trainer = make_trainer(tiny_model(), make_args(tmp_path, consistency_horizon=2))
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    full = make_trainer(tiny_model(), make_args(tmp_path)).data_collator([trainer.train_dataset[i] for i in range(2)])
+    assert trainer.data_collator.consistency_horizon == 2
+    assert 0 < batch["consistency_mask"].sum() < full["consistency_mask"].sum()

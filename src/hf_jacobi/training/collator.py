@@ -61,6 +61,11 @@ class JacobiForcingCollator(DataCollatorMixin):
         train_on_prompt (`bool`, *optional*, defaults to `True`):
             Whether the AR loss also predicts the prompt tokens, as in the upstream recipe (hao-ai-lab/JacobiForcing). The prediction of the
             first clean token from the prompt's last token is always a target.
+        consistency_horizon (`int`, *optional*):
+            Count only the first `consistency_horizon` noisy positions from a block's first wrong token. The next
+            forward accepts a carried prediction only if every one before it was right, so positions far past the
+            first error rarely matter, and predicting many tokens ahead of it is what a model cannot learn on unseen
+            text. `None` counts them all (the reference).
         max_length (`int`, *optional*):
             Limit on the packed length `P + 2*T*n`. Longer examples raise (never truncated).
         max_positions (`int`, *optional*):
@@ -76,7 +81,8 @@ class JacobiForcingCollator(DataCollatorMixin):
         - `noisy_index`, `clean_index` (`LongTensor [B, L]`): packed position of offset `i` of `k_j` (resp. `c_j`)
           at `j*n + i`; 0 past the example's blocks.
         - `consistency_mask` (`BoolTensor [B, L]`): which noisy positions the consistency loss counts: offsets from
-          the first index where `k_j` and `c_j` differ, and before the first EOS of the clean continuation.
+          the first index where `k_j` and `c_j` differ (at most `consistency_horizon` of them), and before the first
+          EOS of the clean continuation.
         - `num_blocks` (`LongTensor [B]`): `T` per example.
     """
 
@@ -89,6 +95,7 @@ class JacobiForcingCollator(DataCollatorMixin):
     mask_dtype: torch.dtype = torch.float32
     device: str | torch.device = "cpu"
     train_on_prompt: bool = True
+    consistency_horizon: int | None = None
     max_length: int | None = None
     max_positions: int | None = None
     return_tensors: str = "pt"
@@ -110,6 +117,9 @@ class JacobiForcingCollator(DataCollatorMixin):
                 f"`attn_implementation` must be one of {ATTN_IMPLEMENTATIONS}, got {self.attn_implementation!r}. "
                 "Other kernels (e.g. flash attention) cannot take an arbitrary 4D mask."
             )
+        horizon = self.consistency_horizon
+        if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1):
+            raise ValueError(f"`consistency_horizon` must be a positive integer or None, got {horizon!r}.")
         if self.return_tensors != "pt":
             raise ValueError("JacobiForcingCollator only returns PyTorch tensors (`return_tensors='pt'`).")
 
@@ -123,6 +133,14 @@ class JacobiForcingCollator(DataCollatorMixin):
         eos_ids = self._eos_ids()
         hits = torch.isin(clean, torch.tensor(eos_ids)).nonzero() if eos_ids else torch.empty(0)
         return int(hits[0]) if len(hits) else len(clean)
+
+    def _counted(self, offsets: torch.Tensor, first_diff: torch.Tensor) -> torch.Tensor:
+        """`[blocks, n]`: the offsets from each block's first wrong token on, at most `consistency_horizon` of them."""
+        after = offsets[None, :] - first_diff[:, None]
+        counted = after >= 0
+        if self.consistency_horizon is not None:
+            counted &= after < self.consistency_horizon
+        return counted
 
     def _layout(self, i: int, example: dict[str, Any], block_size: int | None) -> dict[str, torch.Tensor]:
         """Packed tensors of one example (all 1D, length `S_i = P + 2*T*n`, or `T*n` for the block indices)."""
@@ -201,7 +219,7 @@ class JacobiForcingCollator(DataCollatorMixin):
         # Consistency: offsets from the first difference between k_j and c_j, and before the first EOS
         differs = noisy != clean  # [T, n]
         first_diff = torch.where(differs.any(dim=1), differs.int().argmax(dim=1), n)  # [T]
-        counted = (offsets[None, :] >= first_diff[:, None]).reshape(-1) & (g < first_eos)
+        counted = self._counted(offsets, first_diff).reshape(-1) & (g < first_eos)
 
         return {
             "input_ids": input_ids,
@@ -265,7 +283,7 @@ class JacobiForcingCollator(DataCollatorMixin):
 
         differs = noisy != clean[along]
         first_diff = torch.where(differs.any(dim=1), differs.int().argmax(dim=1), n)
-        counted = (offsets[None, :] >= first_diff[:, None]) & (along < first_eos)
+        counted = self._counted(offsets, first_diff) & (along < first_eos)
         return {
             "input_ids": input_ids,
             "position_ids": position_ids,

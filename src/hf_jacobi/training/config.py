@@ -48,6 +48,9 @@ class JacobiForcingConfig(SFTConfig):
         consistency_target (`str`, *optional*, defaults to `"soft"`):
             `"soft"`: distill the clean-block distribution (KL, as hao-ai-lab/JacobiForcing). `"hard"`: cross-entropy
             against the clean next token, the teacher's greedy choice, which is all that acceptance asks.
+        consistency_horizon (`int` or `None`, *optional*, defaults to `None`):
+            Count only the first `consistency_horizon` noisy positions from a block's first wrong token (see
+            [`JacobiForcingCollator`]); `None` counts every position after it, as hao-ai-lab/JacobiForcing does.
         consistency_normalization (`str`, *optional*, defaults to `"block"`):
             `"block"`: each counted position is divided by its example's number of noisy blocks, as hao-ai-lab/JacobiForcing
             divides by `T`. `"token"`: a plain mean over counted positions, so the consistency loss keeps its weight
@@ -124,6 +127,10 @@ class JacobiForcingConfig(SFTConfig):
         metadata={"help": "Consistency target: the clean logits (soft, KL; the reference) or the clean next token "
                           "(hard, cross-entropy; what acceptance asks).", "choices": ["soft", "hard"]},
     )
+    consistency_horizon: int | None = field(
+        default=None,
+        metadata={"help": "Count only this many noisy positions from a block's first wrong token (None: all)."},
+    )
     consistency_normalization: str = field(
         default="block",
         metadata={"help": "Consistency loss normalisation: per block (reference) or per token.", "choices": ["block", "token"]},
@@ -175,7 +182,8 @@ class JacobiForcingConfig(SFTConfig):
                 stacklevel=2,
             )
         super().__post_init__()
-        for name, optional in (("block_size", True), ("noise_window", False), ("max_blocks", True)):
+        for name, optional in (("block_size", True), ("noise_window", False), ("max_blocks", True),
+                               ("consistency_horizon", True)):
             value = getattr(self, name)
             if optional and value is None:
                 continue

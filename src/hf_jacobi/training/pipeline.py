@@ -195,6 +195,8 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
                 "ar_loss_weight": training_args.ar_loss_weight,
                 "consistency_normalization": training_args.consistency_normalization,
                 "consistency_target": training_args.consistency_target}
+    if training_args.consistency_horizon is not None:  # only when set, so runs from before the option still resume
+        settings["consistency_horizon"] = training_args.consistency_horizon
     settings["script"].pop("max_minutes")  # a longer or shorter time box may resume
     config_path = output_dir / "pipeline_config.json"
     if config_path.exists():

@@ -148,6 +148,7 @@ class JacobiForcingTrainer(SFTTrainer):
                 mask_dtype=self.model.dtype if self.model.dtype.is_floating_point else torch.float32,
                 device=self.args.device if attn_implementation == "flex_attention" else "cpu",
                 train_on_prompt=args.ar_loss_on_prompt,
+                consistency_horizon=args.consistency_horizon,
                 max_length=args.max_length,
                 max_positions=max_positions,
             )
