@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_smollm2 import RECIPE
 
 from hf_jacobi import cli
-from hf_jacobi.training.pipeline import answer_agreement
+from hf_jacobi.training.pipeline import _eval_prompts, answer_agreement, teacher_forced_agreement
 
 ARMS = {
     "recipe": [],
@@ -83,6 +83,22 @@ def prepare(arm: str, data: Path | None, arm_dir: Path) -> None:
         config_path.write_text(json.dumps(config, indent=1))
 
 
+def token_agreement(round_dir: Path, measured: dict, base: dict) -> float | None:
+    """Teacher-forced agreement with the base answers (`teacher_forced_agreement`), for arms measured before the
+    pipeline recorded it: computed once from the saved model and kept in `quality.json`."""
+    if "base_token_agreement" in measured:
+        return measured["base_token_agreement"]
+    path = round_dir / "quality.json"
+    if not path.exists():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model = AutoModelForCausalLM.from_pretrained(round_dir / "train" / "model").eval()
+        tokenizer = AutoTokenizer.from_pretrained(round_dir / "train" / "model")
+        agreement = teacher_forced_agreement(model, tokenizer, _eval_prompts(base["prompts"]), base["answers"])
+        path.write_text(json.dumps({"base_token_agreement": agreement}))
+    return json.loads(path.read_text())["base_token_agreement"]
+
+
 def table(output_dir: Path) -> list[dict]:
     rows = []
     for arm, flags in ARMS.items():
@@ -100,6 +116,8 @@ def table(output_dir: Path) -> list[dict]:
             "tpf": round(measured["tpf"], 3), "base_tpf": round(base["tpf"], 3),
             "base_answers_kept": round(answer_agreement(measured["answers"], base["answers"]), 3)
             if "answers" in base and "answers" in measured else None,
+            "base_token_agreement": round(token_agreement(output_dir / arm / "round_0", measured, base), 3)
+            if "answers" in base else None,
         })
     return rows
 
@@ -127,12 +145,12 @@ def main(argv=None):
             data = data or arm_dir / "round_0"  # without --data, the first arm's collection serves the others
     rows = table(args.output_dir)
     (args.output_dir / "ablation.json").write_text(json.dumps(rows, indent=1))
-    print("| arm | flags | steps | training tokens | held-out TPF (base) | base answers kept | last AR loss | last "
-          "consistency loss |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| arm | flags | steps | training tokens | held-out TPF (base) | base answers kept | base tokens predicted | "
+          "last AR loss | last consistency loss |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['arm']} | `{r['flags'] or '-'}` | {r['steps']} | {r['tokens_seen']} | {r['tpf']} ({r['base_tpf']}) | "
-              f"{r['base_answers_kept']} | {r['ar_loss_last']} | {r['consistency_loss_last']} |")
+              f"{r['base_answers_kept']} | {r['base_token_agreement']} | {r['ar_loss_last']} | {r['consistency_loss_last']} |")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ def test_train_command_runs_rounds_and_resumes(setup, capsys):
     assert [r["round_block_size"] for r in tpf["rounds"]] == [4, 8]
     assert tpf["rounds"][1]["at_round_block_size"]["block_size"] == 8 and tpf["rounds"][0]["block_size"] == 4
     assert tpf["adapter"]["tpf"] > 0 and (out / "adapter" / "adapter_model.safetensors").exists()  # the curriculum's block sizes
+    assert all(0.0 <= r["base_token_agreement"] <= 1.0 for r in tpf["rounds"])  # against round 0's base answers
     assert (out / "model" / "model.safetensors").exists()
     card = (out / "round_1" / "train" / "model" / "README.md").read_text()
     assert f"{tpf['rounds'][1]['tpf']:.2f}" in card and "| Block size `n` | 8 |" in card
@@ -90,3 +91,17 @@ def test_train_command_refuses_a_prompt_too_long_for_the_model(setup, tmp_path):
     argv = [a if a != str(tmp_path / "prompts.jsonl") else str(long_prompts) for a in argv]
     with pytest.raises(ValueError, match="Prompt 0 needs"):
         cli.main(argv + ["--rounds", "1", "--output_dir", str(tmp_path / "long_out")])
+
+
+def test_teacher_forced_agreement():
+    """1.0 against the model's own greedy answers; each replaced token is one miss (and the prefixes after it differ,
+    so the count is at least that)."""
+    from hf_jacobi.training.pipeline import measure_tpf, teacher_forced_agreement
+
+    model, tokenizer = tiny_model("llama").eval(), tiny_tokenizer()
+    prompts = ["t4 t9 t20", "t5 t10 t21"]
+    answers = measure_tpf(model, tokenizer, prompts, block_size=4, max_new_tokens=12)["answers"]
+    assert teacher_forced_agreement(model, tokenizer, prompts, answers) == 1.0
+    changed = [[a[0], (a[1] + 1) % 100 + 4, *a[2:]] for a in answers]
+    total = sum(len(a) for a in answers)
+    assert teacher_forced_agreement(model, tokenizer, prompts, changed) <= (total - 2) / total

@@ -155,6 +155,25 @@ def answer_agreement(answers: list[list[int]], reference: list[list[int]]) -> fl
     return sum(same) / max(sum(len(y) for y in reference), 1)
 
 
+@torch.no_grad()
+def teacher_forced_agreement(model, tokenizer, prompts: list[str], answers: list[list[int]]) -> float:
+    """Share of the reference answers' tokens that `model` predicts (argmax) from the reference prefix, e.g. a trained
+    model against the base model's `measure_tpf` answers. Unlike `answer_agreement`, one early flip of a near-tie does
+    not count the rest of the answer as lost, so it separates small drifts from real damage."""
+    from ..loading import chat_prompt
+
+    hits = total = 0
+    for prompt, answer in zip(prompts, answers):
+        if not answer:
+            continue
+        prompt_ids = tokenizer(chat_prompt(tokenizer, prompt), return_tensors="pt").input_ids.to(model.device)
+        ids = torch.cat([prompt_ids, torch.tensor([answer], device=model.device)], dim=-1)
+        predictions = model(input_ids=ids).logits[0, prompt_ids.shape[1] - 1 : -1].argmax(-1)
+        hits += int((predictions == ids[0, prompt_ids.shape[1]:]).sum())
+        total += len(answer)
+    return hits / max(total, 1)
+
+
 def _eval_prompts(count: int) -> list[str]:
     """Unseen prompts for TPF: HumanEval's first problems (an evaluation set, never trained on)."""
     from ..data import humaneval_instruction, load_humaneval
@@ -305,6 +324,9 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             if n != script_args.eval_block_size:  # also at the round's own block size
                 measured["at_round_block_size"] = measure_tpf(fast, tokenizer, held_out, n,
                                                               script_args.eval_max_new_tokens)
+            base_path = output_dir / "round_0" / "tpf_base.json"
+            if base_path.exists() and "answers" in (base := json.loads(base_path.read_text())):
+                measured["base_token_agreement"] = teacher_forced_agreement(fast, tokenizer, held_out, base["answers"])
             measured |= {"round": r, "round_block_size": n, "seconds": time.perf_counter() - round_started}
             tpf_path.write_text(json.dumps(measured, indent=1))
             del fast
