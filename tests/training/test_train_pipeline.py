@@ -105,3 +105,29 @@ def test_teacher_forced_agreement():
     changed = [[a[0], (a[1] + 1) % 100 + 4, *a[2:]] for a in answers]
     total = sum(len(a) for a in answers)
     assert teacher_forced_agreement(model, tokenizer, prompts, changed) <= (total - 2) / total
+
+
+def test_accuracy_by_offset_counts_from_the_first_wrong_token():
+    """A model that always predicts the clean next token is right at every offset; the offsets start at each state's
+    first wrong token and count only positions with a target."""
+    import torch
+
+    from hf_jacobi.training.pipeline import accuracy_by_offset
+
+    clean = [5, 6, 7, 8, 9, 10]
+
+    class Oracle(torch.nn.Module):
+        device = torch.device("cpu")
+
+        def forward(self, input_ids, position_ids, attention_mask):
+            logits = torch.zeros(*input_ids.shape, 16)
+            # position p holds the token at clean index p - 2 (prompt of 2), and predicts clean[p - 1]
+            target = (position_ids - 1).clamp(0, len(clean) - 1)
+            logits.scatter_(-1, torch.tensor(clean)[target][..., None], 1.0)
+            return type("Out", (), {"logits": logits})
+
+    example = {"prompt_ids": [1, 2], "clean_ids": clean, "noisy_starts": [0, 2], "noisy_blocks": [[5, 0, 0], [0, 8, 0]]}
+    rows = accuracy_by_offset(Oracle(), [example], pad_token_id=0)
+    # state 0 is first wrong at its offset 1 (offsets 0, 1 follow), state 1 at its offset 0 (0, 1, 2)
+    assert [r["offset"] for r in rows] == [0, 1, 2]
+    assert [r["positions"] for r in rows] == [2, 2, 1] and all(r["accuracy"] == 1.0 for r in rows)

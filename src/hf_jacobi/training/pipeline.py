@@ -174,6 +174,45 @@ def teacher_forced_agreement(model, tokenizer, prompts: list[str], answers: list
     return hits / max(total, 1)
 
 
+@torch.no_grad()
+def accuracy_by_offset(model, examples, pad_token_id: int, eos_token_id=None, batch_size: int = 4) -> list[dict]:
+    """How often the model's argmax at a noisy position is the clean next token, by the position's distance `k` from
+    its state's first wrong token (k = 0: one wrong token just before the predicted one), on state-layout examples
+    (`pack_states`). The next forward accepts a carried prediction only if those before it were right, so the first
+    offsets bound TPF: a model that is right with probability `a_k` at offset `k` accepts about
+    `1 + a_0 + a_0 a_1 + ...` tokens per forward. Returns per offset `k`: positions counted, accuracy, mean
+    cross-entropy (nats)."""
+    from .collator import JacobiForcingCollator
+
+    collator = JacobiForcingCollator(pad_token_id=pad_token_id, eos_token_id=eos_token_id)
+    hits, losses, counts = {}, {}, {}
+    for first in range(0, len(examples), batch_size):
+        chunk = [examples[i] for i in range(first, min(first + batch_size, len(examples)))]
+        batch = collator(chunk)
+        logits = model(input_ids=batch["input_ids"].to(model.device), position_ids=batch["position_ids"].to(model.device),
+                       attention_mask=batch["attention_mask"].to(model.device)).logits.float().cpu()
+        rows = torch.arange(len(chunk))[:, None]
+        noisy_logits = logits[rows, batch["noisy_index"]]  # [B, L, V]
+        labels = batch["shift_labels"][rows, batch["clean_index"]]  # [B, L]
+        for row, example in enumerate(chunk):
+            n = len(example["noisy_blocks"][0])
+            clean = list(example["clean_ids"])
+            for b, (start, state) in enumerate(zip(example["noisy_starts"], example["noisy_blocks"])):
+                wrong = [i for i in range(n) if state[i] != clean[start + i]]
+                for i in range(wrong[0] if wrong else n, n):
+                    index = b * n + i
+                    if not batch["consistency_mask"][row, index] or labels[row, index] < 0:
+                        continue
+                    k = i - wrong[0]
+                    target = labels[row, index]
+                    row_logits = noisy_logits[row, index]
+                    hits[k] = hits.get(k, 0) + int(row_logits.argmax() == target)
+                    losses[k] = losses.get(k, 0.0) + float(torch.nn.functional.cross_entropy(row_logits, target))
+                    counts[k] = counts.get(k, 0) + 1
+    return [{"offset": k, "positions": counts[k], "accuracy": hits[k] / counts[k], "cross_entropy": losses[k] / counts[k]}
+            for k in sorted(counts)]
+
+
 def _eval_prompts(count: int) -> list[str]:
     """Unseen prompts for TPF: HumanEval's first problems (an evaluation set, never trained on)."""
     from ..data import humaneval_instruction, load_humaneval

@@ -1,0 +1,73 @@
+"""Where the accepted tokens must come from: accuracy of the carried predictions by distance from the first wrong token,
+on the states the base model's decoder visits on held-out prompts, for the base model and trained models side by side.
+
+    python examples/offset_accuracy.py --models runs/h/recipe/round_0/train/model runs/h/horizon/round_0/train/model \\
+        --output runs/h/offset_accuracy.json
+
+The states are collected once (base SmolLM2, block 16, first `--prompts` HumanEval prompts, greedy answers of the base
+model, every state the decoder feeds) into `--states-dir` and reused. For every model the table gives, per offset `k`
+from a state's first wrong token, how often the argmax is the clean next token (`accuracy_by_offset`); the next
+forward accepts about `1 + a_0 + a_0 a_1 + ...` tokens, so that sum (over the offsets measured) is the TPF these
+predictions allow. HumanEval is an evaluation set: nothing here trains on it.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM
+
+from hf_jacobi.collection import CollectConfig, collect_trajectories
+from hf_jacobi.loading import load_model
+from hf_jacobi.training import pack_states
+from hf_jacobi.training.pipeline import _eval_prompts, accuracy_by_offset
+
+
+def implied_tpf(rows: list[dict]) -> float:
+    """`1 + a_0 + a_0 a_1 + ...` over the measured offsets."""
+    total, product = 1.0, 1.0
+    for row in rows:
+        product *= row["accuracy"]
+        total += product
+    return total
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="*", default=[], help="saved models (folders) to compare with the base model")
+    parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--block-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--offsets", type=int, default=6, help="offsets shown in the table")
+    parser.add_argument("--states-dir", type=Path, default=Path("runs/heldout_states"))
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    base, tokenizer = load_model(dtype="float32")
+    config = CollectConfig(block_size=args.block_size, max_new_tokens=args.max_new_tokens, batch_size=8,
+                           states="decoding", model_name="SmolLM2-135M-Instruct (base)")
+    records = collect_trajectories(base, tokenizer, _eval_prompts(args.prompts), args.states_dir, config)
+    examples = pack_states(records, args.block_size, eos_token_id=tokenizer.eos_token_id, trim_loops=True)
+    examples = [examples[i] for i in range(len(examples))]
+    results = {}
+    for name in ["base", *args.models]:
+        model = base if name == "base" else AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
+        rows = accuracy_by_offset(model.eval(), examples, tokenizer.pad_token_id, tokenizer.eos_token_id)
+        results[name] = {"offsets": rows, "implied_tpf": implied_tpf(rows)}
+        print(f"{name}: implied TPF {results[name]['implied_tpf']:.3f}", flush=True)
+    shown = range(args.offsets)
+    print("| model | " + " | ".join(f"k={k}" for k in shown) + " | implied TPF |")
+    print("|---|" + "---|" * len(shown) + "---|")
+    for name, result in results.items():
+        by_k = {row["offset"]: row for row in result["offsets"]}
+        cells = [f"{by_k[k]['accuracy']:.3f} ({by_k[k]['cross_entropy']:.1f})" if k in by_k else "-" for k in shown]
+        print(f"| {name} | " + " | ".join(cells) + f" | {result['implied_tpf']:.3f} |")
+    if args.output:
+        args.output.write_text(json.dumps({"settings": vars(args) | {"states_dir": str(args.states_dir),
+                                                                       "output": str(args.output)},
+                                           "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
