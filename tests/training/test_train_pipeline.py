@@ -59,8 +59,12 @@ def test_train_command_with_base_answers_and_hard_consistency(setup, tmp_path):
 
     out, argv = setup
     argv = [a if a != str(out) else str(tmp_path / "anchored") for a in argv]
-    cli.main(argv + ["--answers", "base", "--consistency_target", "hard", "--learning_rate", "1e-2"])
+    cli.main(argv + ["--answers", "base", "--consistency_target", "hard", "--learning_rate", "1e-2",
+                     "--consistency_horizon", "2"])
     out = tmp_path / "anchored"
+    # with a horizon the states are cut to it (pack_states(horizon=2)); the card keeps the decoding block size
+    card = (out / "round_1" / "train" / "model" / "README.md").read_text()
+    assert "| Block size `n` | 8 |" in card and "| Consistency horizon | 2 |" in card
     base = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "model").eval()
     assert "teacher_fingerprint" in json.loads((out / "round_1" / "data" / "collect_config.json").read_text())
     assert "teacher_fingerprint" not in json.loads((out / "round_0" / "data" / "collect_config.json").read_text())

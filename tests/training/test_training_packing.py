@@ -217,3 +217,52 @@ def test_validate_packed_dataset_checks_token_ids():
     states[0]["noisy_starts"] = [None]
     with pytest.raises(ValueError, match=r"Record 0: 'noisy_starts' holds a null value"):
         validate_packed_dataset(Dataset.from_list(states))
+
+
+def test_pack_states_horizon_cuts_states_without_changing_the_losses():
+    """States cut to the horizon (`pack_states(horizon=H)`) give the AR and consistency losses of the full states with
+    `consistency_horizon=H`, soft and hard: the counted positions see the same tokens at the same positions."""
+    import torch
+    from testing_utils import tiny_model
+
+    from hf_jacobi.training import JacobiForcingCollator, ar_loss, consistency_loss, pack_states
+    from hf_jacobi.training.losses import hard_consistency_loss
+
+    g = torch.Generator().manual_seed(0)
+    n, horizon = 6, 3
+    clean = torch.randint(5, 60, (40,), generator=g).tolist()
+    starts, blocks = [], []
+    for start in (0, 3, 7, 7, 20, 33):
+        first = int(torch.randint(1, n, (1,), generator=g))  # the decoder's first draft token is always right
+        state = clean[start : start + n]
+        state[first:] = torch.randint(5, 60, (n - first,), generator=g).tolist()
+        state[first] = clean[start + first] + 1  # first wrong token
+        starts.append(start)
+        blocks.append(state)
+    record = {"prompt_ids": [1, 2, 3], "clean_ids": clean, "noisy_starts": starts, "noisy_blocks": blocks}
+    full = pack_states([record], block_size=n)[0]
+    cut = pack_states([record], block_size=n, horizon=horizon)[0]
+    assert all(len(b) == horizon for b in cut["noisy_blocks"])
+    firsts = [next(i for i in range(n) if b[i] != clean[s + i]) for s, b in zip(starts, blocks)]
+    expected = {(s + f, tuple(b[f : f + horizon])) for s, b, f in zip(starts, blocks, firsts) if f + horizon <= n}
+    assert set(zip(cut["noisy_starts"], map(tuple, cut["noisy_blocks"]))) == expected
+
+    # the full states keep only those that the cut keeps, so the two count the same positions
+    kept = [(s, b) for s, b, f in zip(starts, blocks, firsts) if f + horizon <= n]
+    full = pack_states([record | {"noisy_starts": [s for s, _ in kept], "noisy_blocks": [b for _, b in kept]}], n)[0]
+    model = tiny_model().eval()
+    losses = []
+    for example, block_size, h in ((full, n, horizon), (cut, horizon, None)):
+        batch = JacobiForcingCollator(pad_token_id=0, block_size=block_size, consistency_horizon=h)([example])
+        with torch.no_grad():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           position_ids=batch["position_ids"]).logits
+        rows = torch.arange(1)[:, None]
+        noisy, teacher = logits[rows, batch["noisy_index"]], logits[rows, batch["clean_index"]]
+        labels = batch["shift_labels"][rows, batch["clean_index"]]
+        mask = batch["consistency_mask"]
+        losses.append([ar_loss(logits, batch["shift_labels"]), consistency_loss(noisy, teacher, mask),
+                       hard_consistency_loss(noisy, labels, mask), mask.sum()])
+    assert int(losses[0][3]) == int(losses[1][3]) > 0
+    for a, b in zip(losses[0][:3], losses[1][:3]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -479,6 +479,7 @@ def pack_states(
     max_states: int | None = None,
     seed: int = 0,
     trim_loops: bool = False,
+    horizon: int | None = None,
 ) -> Dataset:
     """Records in the state layout (`prompt_ids`, `clean_ids`, `noisy_starts`, `noisy_blocks`) for the collator.
 
@@ -493,10 +494,29 @@ def pack_states(
     The clean continuation ends at its first EOS (tokens after it are padding). With `trim_loops`, a continuation
     without EOS that ends in an exact repetition loop (see [`loop_start`]) is cut before the loop's second period,
     with the states past the cut: as AR targets, and as states that are trivially predictable, loops teach looping.
+
+    With `horizon=H`, each state is cut to the `H` tokens from its first wrong token on, starting there (block size
+    `H` for the collator): the tokens before it equal the clean ones the cut state sees instead, and the tokens after
+    the horizon only feed positions the loss does not count, so the loss is the one of the full states with
+    `consistency_horizon=H`, from about `H/n` of their tokens. States whose first wrong token lies within `H` of their
+    end, and duplicates (the same tokens at the same start), are dropped; `max_states` applies to the cut states.
     """
     eos_ids = set() if eos_token_id is None else {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id)
     if max_states is not None and max_states < 1:
         raise ValueError(f"`max_states` must be >= 1 or None, got {max_states}.")
+    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon <= block_size):
+        raise ValueError(f"`horizon` must be an integer in [1, block_size={block_size}] or None, got {horizon!r}.")
+
+    def cut(states: list, clean: list) -> list:
+        """The `horizon` tokens of each state from its first wrong token on, once per (start, tokens)."""
+        kept, seen = [], set()
+        for start, state in states:
+            first = next(i for i, (a, b) in enumerate(zip(state, clean[start:])) if a != b)
+            piece = (start + first, tuple(state[first : first + horizon]))
+            if len(piece[1]) == horizon and piece not in seen:
+                seen.add(piece)
+                kept.append((piece[0], list(piece[1])))
+        return kept
 
     def pack_one(record: Mapping[str, Any], index: int) -> dict[str, Any]:
         if record.get("trajectory") is not None:
@@ -530,6 +550,8 @@ def pack_states(
             end = len(clean) if loop is None else loop[0] + loop[1]
         clean = clean[: end or len(clean)]
         states = [(s, b) for s, b in states if s + block_size <= len(clean) and list(b) != clean[s : s + block_size]]
+        if horizon is not None:
+            states = cut(states, clean)
         if max_states is not None and len(states) > max_states:
             keep = np.random.default_rng([seed, index]).choice(len(states), max_states, replace=False)
             states = [states[i] for i in sorted(keep)]
@@ -544,7 +566,7 @@ def pack_states(
     if len(packed) == 0:
         raise ValueError("No record has a noisy state to train on (every draft already equals the clean tokens).")
     packed.info.description = _PACKING_INFO_PREFIX + json.dumps(
-        {"block_size": block_size, "strategy": "states", "max_states": max_states, "min_ratio": None,
-         "max_ratio": None, "window": None, "trim_loops": trim_loops}
+        {"block_size": block_size, "strategy": "states", "max_states": max_states,
+         "min_ratio": None, "max_ratio": None, "window": None, "trim_loops": trim_loops, "horizon": horizon}
     )
     return packed

@@ -290,7 +290,10 @@ class JacobiForcingTrainer(SFTTrainer):
             base_model_is_hub=base_model_is_hub,
             dataset_name=dataset_name or "not recorded",
             dataset_size=dataset_size,
-            block_size=self.jacobi_block_size if self.jacobi_block_size is not None else "not recorded",
+            # States cut to a consistency horizon are shorter than the decoding block they come from
+            block_size=info["block_size"] if info.get("horizon") else
+            self.jacobi_block_size if self.jacobi_block_size is not None else "not recorded",
+            consistency_horizon=self.args.consistency_horizon or "none (every position after the first wrong token)",
             noise_strategy=info.get("strategy", "not recorded"),
             noise_window=noise_window,
             noise_range=noise_range,
