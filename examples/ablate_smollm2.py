@@ -20,7 +20,9 @@ consistency target, 180 distinct prompts seen once):
 - `block_norm`: consistency divided by the number of states per example (the reference's normalisation);
 - `soft`: soft consistency target (KL to the clean logits, the reference's);
 - `horizon`: consistency counted only at the 3 noisy positions from each state's first wrong token
-  (`--consistency_horizon 3`), the ones the next forward can accept; the recipe counts every later one too;
+  (`--consistency_horizon 3`), the ones the next forward can accept; the recipe counts every later one too. With a
+  horizon, `hf-jacobi train` cuts each state to those 3 tokens (`pack_states(horizon=3)`: the same loss from fewer
+  tokens), so this arm's steps are cheaper, not different;
 - `repeats`: the same number of examples from 24 prompts seen 4 times (few prompts many times).
 """
 
