@@ -92,6 +92,15 @@ def _process_scores(logits_processor, context, rows, block_logits, num_rows):
     return scores
 
 
+def _rolls_back(cache) -> bool:
+    """Whether rejected tokens can be cropped from `cache` exactly. transformers >= 5.25 marks caches with recurrent
+    (linear-attention, e.g. Mamba) layers croppable when intermediate states are recorded, which this loop does not
+    set up: those are refused too."""
+    layers = getattr(cache, "layers", None) or getattr(getattr(cache, "self_attention_cache", None), "layers", None) or []
+    recurrent = any(hasattr(layer, "update_recurrent_state") for layer in layers)
+    return bool(getattr(cache, "is_croppable", True)) and not recurrent
+
+
 def jacobi_decode(
     model,
     input_ids: torch.LongTensor,
@@ -170,11 +179,14 @@ def jacobi_decode(
     takes_position_ids = "position_ids" in inspect.signature(model.forward).parameters
     device = input_ids.device
 
-    # Prefill: the prompt, as ordinary generation does; its last logits give the first token.
-    prefill_kwargs = {k: v for k, v in model_kwargs.items() if k != "use_cache"}
-    outputs = model(input_ids=input_ids, use_cache=True, return_dict=True, **prefill_kwargs)
-    cache = outputs.cache if getattr(outputs, "cache", None) is not None else model_kwargs["cache"]
-    if not cache.is_croppable:
+    # Prefill: the prompt, as ordinary generation does; its last logits give the first token. A cache known not to
+    # roll back is refused before it (some recurrent layers fail in the prefill itself under Jacobi settings).
+    cache = model_kwargs["cache"]
+    if _rolls_back(cache):
+        prefill_kwargs = {k: v for k, v in model_kwargs.items() if k != "use_cache"}
+        outputs = model(input_ids=input_ids, use_cache=True, return_dict=True, **prefill_kwargs)
+        cache = outputs.cache if getattr(outputs, "cache", None) is not None else cache
+    if not _rolls_back(cache):
         raise ValueError(
             f"The cache of {type(model).__name__} ({type(cache).__name__}) cannot be rolled back exactly (recurrent "
             "or fixed-size layers), so rejected draft tokens could not be discarded. Use a DynamicCache "
