@@ -33,6 +33,8 @@ from pathlib import Path
 
 import torch
 
+from .configuration_jacobi import cache_rolls_back
+
 logger = logging.getLogger(__name__)
 
 CALIBRATION_SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -84,7 +86,7 @@ def measure_forward_costs(model, sizes=CALIBRATION_SIZES, context_length: int = 
     context = (torch.arange(context_length, device=device) % vocab)[None]
     outputs = model(input_ids=context, use_cache=True)
     cache = getattr(outputs, "cache", None)
-    if cache is None or not cache.is_croppable:
+    if cache is None or not cache_rolls_back(cache):
         raise ValueError(
             f"block_size='auto' times forwards over a KV cache that is rolled back after each; {type(model).__name__} "
             "has no croppable cache. Pass an int block_size."

@@ -185,3 +185,12 @@ def validate_generation(model, generation_config: GenerationConfig, prompt_lengt
             f"Prompt ({prompt_length} tokens) + new tokens would reach {generation_config.max_length} positions, past "
             f"the model's maximum of {limit}; lower max_new_tokens to at most {limit - prompt_length}."
         )
+
+
+def cache_rolls_back(cache) -> bool:
+    """Whether rejected tokens can be cropped from `cache` exactly. transformers >= 5.25 marks caches with recurrent
+    (linear-attention, e.g. Mamba) layers croppable when intermediate states are recorded, which Jacobi decoding does
+    not set up: those count as not rolling back."""
+    layers = getattr(cache, "layers", None) or getattr(getattr(cache, "self_attention_cache", None), "layers", None) or []
+    recurrent = any(hasattr(layer, "update_recurrent_state") for layer in layers)
+    return bool(getattr(cache, "is_croppable", False)) and not recurrent

@@ -15,7 +15,7 @@ from transformers import GenerationConfig
 from transformers.generation.utils import GenerateDecoderOnlyOutput
 
 from .candidates import CandidateSource, DraftStep, build_candidate_sources
-from .configuration_jacobi import JacobiConfig, validate_generation
+from .configuration_jacobi import JacobiConfig, cache_rolls_back, validate_generation
 from .verification import select_tokens, verify_candidates
 
 
@@ -92,13 +92,13 @@ def _process_scores(logits_processor, context, rows, block_logits, num_rows):
     return scores
 
 
-def _rolls_back(cache) -> bool:
-    """Whether rejected tokens can be cropped from `cache` exactly. transformers >= 5.25 marks caches with recurrent
-    (linear-attention, e.g. Mamba) layers croppable when intermediate states are recorded, which this loop does not
-    set up: those are refused too."""
-    layers = getattr(cache, "layers", None) or getattr(getattr(cache, "self_attention_cache", None), "layers", None) or []
-    recurrent = any(hasattr(layer, "update_recurrent_state") for layer in layers)
-    return bool(getattr(cache, "is_croppable", True)) and not recurrent
+def _require_rollback(model, cache) -> None:
+    if not cache_rolls_back(cache):
+        raise ValueError(
+            f"The cache of {type(model).__name__} ({type(cache).__name__}) cannot be rolled back exactly (recurrent "
+            "or fixed-size layers), so rejected draft tokens could not be discarded. Use a DynamicCache "
+            "(cache_implementation=None) or a model with attention layers only."
+        )
 
 
 def jacobi_decode(
@@ -179,19 +179,13 @@ def jacobi_decode(
     takes_position_ids = "position_ids" in inspect.signature(model.forward).parameters
     device = input_ids.device
 
-    # Prefill: the prompt, as ordinary generation does; its last logits give the first token. A cache known not to
-    # roll back is refused before it (some recurrent layers fail in the prefill itself under Jacobi settings).
-    cache = model_kwargs["cache"]
-    if _rolls_back(cache):
-        prefill_kwargs = {k: v for k, v in model_kwargs.items() if k != "use_cache"}
-        outputs = model(input_ids=input_ids, use_cache=True, return_dict=True, **prefill_kwargs)
-        cache = outputs.cache if getattr(outputs, "cache", None) is not None else cache
-    if not _rolls_back(cache):
-        raise ValueError(
-            f"The cache of {type(model).__name__} ({type(cache).__name__}) cannot be rolled back exactly (recurrent "
-            "or fixed-size layers), so rejected draft tokens could not be discarded. Use a DynamicCache "
-            "(cache_implementation=None) or a model with attention layers only."
-        )
+    # Prefill: the prompt, as ordinary generation does; its last logits give the first token. The cache is checked
+    # before it too: a recurrent layer that transformers calls croppable fails in the first block forward otherwise.
+    _require_rollback(model, model_kwargs["cache"])
+    prefill_kwargs = {k: v for k, v in model_kwargs.items() if k != "use_cache"}
+    outputs = model(input_ids=input_ids, use_cache=True, return_dict=True, **prefill_kwargs)
+    cache = outputs.cache if getattr(outputs, "cache", None) is not None else model_kwargs["cache"]
+    _require_rollback(model, cache)
     cache.activate_past_recording()  # sliding-window layers keep states past the window until `crop`
     logits = outputs.logits[:, -1].to(dtype=torch.float32)
     del outputs

@@ -44,11 +44,13 @@ def noise_ratio(draft: Sequence[int], fixed_point: Sequence[int]) -> float:
 
     The fixed point itself has ratio 0; a draft that is wrong from its first token has ratio 1.
     """
-    n = len(fixed_point)
-    for i, (a, b) in enumerate(zip(draft, fixed_point)):
-        if a != b:
-            return (n - i) / n
-    return 0.0
+    first = first_difference(draft, fixed_point)
+    return 0.0 if first is None else (len(fixed_point) - first) / len(fixed_point)
+
+
+def first_difference(draft: Sequence[int], reference: Sequence[int]) -> int | None:
+    """Index of the first token where `draft` and `reference` differ (over their common length), or None."""
+    return next((i for i, (a, b) in enumerate(zip(draft, reference)) if a != b), None)
 
 
 def noise_schedule(window: int, min_ratio: float = 0.0, max_ratio: float = 1.0) -> np.ndarray:
@@ -511,7 +513,7 @@ def pack_states(
         """The `horizon` tokens of each state from its first wrong token on, once per (start, tokens)."""
         kept, seen = [], set()
         for start, state in states:
-            first = next(i for i, (a, b) in enumerate(zip(state, clean[start:])) if a != b)
+            first = first_difference(state, clean[start:])  # not None: equal states are already dropped
             piece = (start + first, tuple(state[first : first + horizon]))
             if len(piece[1]) == horizon and piece not in seen:
                 seen.add(piece)

@@ -316,6 +316,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
         if not final.exists():
             # With a consistency horizon, states are cut to it: the same loss from ~H/n of the noisy tokens
             horizon = training_args.consistency_horizon
+            state_length = horizon or n
             train_dataset = pack_states(records, n, eos_token_id=tokenizer.eos_token_id,
                                         max_states=script_args.max_states, trim_loops=training_args.trim_loops,
                                         horizon=horizon)
@@ -326,7 +327,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
                 model.get_input_embeddings().weight.requires_grad_(False)
                 model.get_output_embeddings().weight.requires_grad_(False)
             args = copy.deepcopy(training_args)
-            args.output_dir, args.block_size, args.mask_context = str(round_dir / "train"), horizon or n, "clean"
+            args.output_dir, args.block_size, args.mask_context = str(round_dir / "train"), state_length, "clean"
             timebox = TimeBox(script_args.max_minutes) if script_args.max_minutes else None
             trainer = JacobiForcingTrainer(
                 model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer,
@@ -337,7 +338,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             resume = any((round_dir / "train").glob("checkpoint-*"))
             started = time.perf_counter()
             trainer.train(resume_from_checkpoint=resume or None)
-            lengths = [len(p) + len(c) + len(b) * (horizon or n) for p, c, b in
+            lengths = [len(p) + len(c) + len(b) * state_length for p, c, b in
                        zip(train_dataset["prompt_ids"], train_dataset["clean_ids"], train_dataset["noisy_starts"])]
             seen = min(trainer.state.global_step * args.per_device_train_batch_size
                        * args.gradient_accumulation_steps * max(args.world_size, 1),
