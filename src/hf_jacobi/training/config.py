@@ -48,6 +48,12 @@ class JacobiForcingConfig(SFTConfig):
         consistency_target (`str`, *optional*, defaults to `"soft"`):
             `"soft"`: distill the clean-block distribution (KL, as hao-ai-lab/JacobiForcing). `"hard"`: cross-entropy
             against the clean next token, the teacher's greedy choice, which is all that acceptance asks.
+        ar_target (`str`, *optional*, defaults to `"hard"`):
+            `"hard"`: cross-entropy against the clean tokens (hao-ai-lab/JacobiForcing). `"soft"`: KL from a frozen
+            reference model's distribution at the same positions (the trainer's `ref_model`, by default the model as
+            it was before training). The clean tokens are the teacher's greedy answers; their cross-entropy only asks
+            the argmax to stay, and a small model can meet it while its runner-up mass drifts towards repeating
+            itself. The KL anchors the whole distribution, at the cost of one no-grad forward of the clean part.
         consistency_horizon (`int` or `None`, *optional*, defaults to `None`):
             Count only the first `consistency_horizon` noisy positions from a block's first wrong token (see
             [`JacobiForcingCollator`]); `None` counts every position after it, as hao-ai-lab/JacobiForcing does.
@@ -127,6 +133,12 @@ class JacobiForcingConfig(SFTConfig):
         metadata={"help": "Consistency target: the clean logits (soft, KL; the reference) or the clean next token "
                           "(hard, cross-entropy; what acceptance asks).", "choices": ["soft", "hard"]},
     )
+    ar_target: str = field(
+        default="hard",
+        metadata={"help": "AR target along the clean sequence: the clean tokens (hard, cross-entropy) or a frozen "
+                          "reference model's distribution (soft, KL; anchors the whole distribution).",
+                  "choices": ["hard", "soft"]},
+    )
     consistency_horizon: int | None = field(
         default=None,
         metadata={"help": "Count only this many noisy positions from a block's first wrong token (None: all)."},
@@ -205,6 +217,8 @@ class JacobiForcingConfig(SFTConfig):
             raise ValueError(f"`noise_schedule` must be one of {NOISE_SCHEDULES}, got {self.noise_schedule!r}.")
         if self.consistency_target not in ("soft", "hard"):
             raise ValueError(f"`consistency_target` must be 'soft' or 'hard', got {self.consistency_target!r}.")
+        if self.ar_target not in ("soft", "hard"):
+            raise ValueError(f"`ar_target` must be 'soft' or 'hard', got {self.ar_target!r}.")
         if self.consistency_normalization not in ("block", "token"):
             raise ValueError(
                 f"`consistency_normalization` must be 'block' or 'token', got {self.consistency_normalization!r}."

@@ -29,6 +29,24 @@ def ar_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return loss / counted.sum().clamp(min=1)
 
 
+def distillation_loss(logits: torch.Tensor, reference_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """`KL(p_reference || p_model)` along the clean sequence, averaged over the positions `ar_loss` counts.
+
+    The soft AR target (`ar_target="soft"`): the reference (a frozen copy of the model before training) keeps the
+    whole next-token distribution of the clean positions in place, where `ar_loss` only asks for the clean token.
+
+    Args:
+        logits (`torch.Tensor` of shape `[B, S, V]`): logits of the packed forward.
+        reference_logits (`torch.Tensor` of shape `[B, S', V]`, `S' <= S`): the reference's logits of the first `S'`
+            positions, which hold every counted one.
+        labels (`torch.LongTensor` of shape `[B, S]`): `shift_labels`; only where it is not -100 counts.
+    """
+    counted = labels[:, : reference_logits.shape[1]] != IGNORE_INDEX
+    if int(counted.sum()) != int((labels != IGNORE_INDEX).sum()):
+        raise ValueError("`reference_logits` must cover every position that `labels` counts.")
+    return consistency_loss(logits[:, : reference_logits.shape[1]], reference_logits, counted)
+
+
 def consistency_loss(
     noisy_logits: torch.Tensor,
     clean_logits: torch.Tensor,

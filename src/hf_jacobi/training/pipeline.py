@@ -129,12 +129,15 @@ class TimeBox(TrainerCallback):
 @torch.no_grad()
 def measure_tpf(model, tokenizer, prompts: list[str], block_size: int, max_new_tokens: int) -> dict:
     """Tokens per forward of Jacobi decoding (greedy, prefill excluded) over `prompts`, one at a time; also the answers
-    (token ids), to compare a trained model's greedy output with the base model's."""
+    (token ids), to compare a trained model's greedy output with the base model's, and the TPF outside repetition loops.
+    """
     import hf_jacobi  # noqa: F401  (generation_mode="jacobi")
 
     from ..loading import chat_prompt
 
-    tokens = forwards = 0
+    from .packing import loop_start
+
+    tokens = forwards = loops = tokens_outside = forwards_outside = 0
     answers = []
     for prompt in prompts:
         inputs = tokenizer(chat_prompt(tokenizer, prompt), return_tensors="pt").to(model.device)
@@ -142,9 +145,22 @@ def measure_tpf(model, tokenizer, prompts: list[str], block_size: int, max_new_t
                              block_size=block_size, return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id)
         tokens += int(out.accepted_tokens.sum())
         forwards += out.num_forwards
-        answers.append(out.sequences[0, inputs["input_ids"].shape[1]:].tolist())
+        answer = out.sequences[0, inputs["input_ids"].shape[1]:].tolist()
+        answers.append(answer)
+        # A repetition loop is drafted almost for free, so a model that loops more shows a higher TPF without
+        # decoding real text faster: count the tokens before each answer's loop (the first comes from the prefill).
+        loop = loop_start(answer)
+        loops += loop is not None
+        end, position = (loop[0] if loop else len(answer)), 1
+        for accepted in out.accepted_tokens.tolist():
+            if position >= end:
+                break
+            forwards_outside += 1
+            tokens_outside += min(accepted, end - position)
+            position += accepted
     return {"tpf": tokens / max(forwards, 1), "tokens": tokens, "forwards": forwards, "block_size": block_size,
-            "prompts": len(prompts), "dtype": str(model.dtype).replace("torch.", ""), "answers": answers}
+            "prompts": len(prompts), "dtype": str(model.dtype).replace("torch.", ""), "loops": loops,
+            "tpf_outside_loops": tokens_outside / max(forwards_outside, 1), "answers": answers}
 
 
 def answer_agreement(answers: list[list[int]], reference: list[list[int]]) -> float:
@@ -244,7 +260,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     from ..collection import CollectConfig, collect_trajectories, load_prompts
     from ..data import coding_prompts
     from .packing import pack_states
-    from .trainer import JacobiForcingTrainer
+    from .trainer import JacobiForcingTrainer, copy_model
 
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -255,6 +271,8 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
                 "consistency_target": training_args.consistency_target}
     if training_args.consistency_horizon is not None:  # only when set, so runs from before the option still resume
         settings["consistency_horizon"] = training_args.consistency_horizon
+    if training_args.ar_target != "hard":
+        settings["ar_target"] = training_args.ar_target
     settings["script"].pop("max_minutes")  # a longer or shorter time box may resume
     config_path = output_dir / "pipeline_config.json"
     if config_path.exists():
@@ -288,13 +306,16 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     held_out = _eval_prompts(script_args.eval_prompts)
     # Base answers for every round: a frozen copy of the base model (before any training changes `model`)
     anchored = script_args.answers == "base" and script_args.rounds > 1
-    teacher = copy.deepcopy(model).to(fast_dtype).eval() if anchored else None
+    teacher = copy_model(model).to(fast_dtype).eval() if anchored else None
+    # The soft AR target's reference is the base model in every round, not the model a round starts from
+    soft_ar = training_args.ar_target == "soft"
+    reference = copy_model(model).eval().requires_grad_(False) if soft_ar else None
     results = []
     for r in range(script_args.rounds):
         n = script_args.block_size(r)
         round_dir = output_dir / f"round_{r}"
         round_started = time.perf_counter()
-        fast = copy.deepcopy(model).to(fast_dtype).eval()
+        fast = copy_model(model).to(fast_dtype).eval()
         if r == 0 and not (round_dir / "tpf_base.json").exists() and held_out:
             round_dir.mkdir(parents=True, exist_ok=True)
             base = measure_tpf(fast, tokenizer, held_out, script_args.eval_block_size, script_args.eval_max_new_tokens)
@@ -332,6 +353,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             trainer = JacobiForcingTrainer(
                 model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer,
                 peft_config=get_peft_config(model_args), callbacks=[timebox] if timebox else None,
+                ref_model=reference,
             )
             if timebox is not None:
                 trainer.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(trainer.create_optimizer(), timebox.scale)
@@ -361,7 +383,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
         # 3. measure TPF on held-out prompts
         tpf_path = round_dir / "tpf.json"
         if not tpf_path.exists() and held_out:
-            fast = copy.deepcopy(model).to(fast_dtype).eval()
+            fast = copy_model(model).to(fast_dtype).eval()
             measured = measure_tpf(fast, tokenizer, held_out, script_args.eval_block_size,
                                    script_args.eval_max_new_tokens)
             if n != script_args.eval_block_size:  # also at the round's own block size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from importlib import resources
@@ -16,7 +17,7 @@ from trl import SFTTrainer
 
 from .collator import JacobiForcingCollator
 from .config import JacobiForcingConfig
-from .losses import ar_loss, consistency_loss, hard_consistency_loss
+from .losses import IGNORE_INDEX, ar_loss, consistency_loss, distillation_loss, hard_consistency_loss
 from .packing import pack_trajectories, packing_info, validate_packed_dataset
 
 _CITATION = """\
@@ -39,6 +40,19 @@ def _version(package: str) -> str:
 
 # Keys of a collated batch that are model inputs; the others feed the losses
 _MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids")
+
+
+def copy_model(model: PreTrainedModel) -> PreTrainedModel:
+    """A deep copy of `model` that runs its own weights.
+
+    `SFTTrainer` patches `model.forward` with a closure over the original bound `forward` (TRL's fused LM head), and
+    `copy.deepcopy` keeps closures as they are: a plain copy of a model that went through a trainer runs the
+    *original* model, whatever is done to the copy's weights or dtype. The copy drops that patch (it only matters
+    with `fused_lm_head=True`, which this trainer does not use).
+    """
+    clone = copy.deepcopy(model)
+    clone.__dict__.pop("forward", None)
+    return clone
 
 
 class JacobiForcingTrainer(SFTTrainer):
@@ -91,6 +105,7 @@ class JacobiForcingTrainer(SFTTrainer):
         optimizers: tuple = (None, None),
         optimizer_cls_and_kwargs: tuple | None = None,
         peft_config=None,
+        ref_model: PreTrainedModel | None = None,
     ):
         if args is None:
             name = model if isinstance(model, str) else model.config._name_or_path
@@ -100,6 +115,15 @@ class JacobiForcingTrainer(SFTTrainer):
                 f"`args` must be a JacobiForcingConfig, got {type(args).__name__}. Its defaults "
                 "(remove_unused_columns=False, skip_prepare_dataset=True, max_length=None) are needed here."
             )
+        if args.ar_target == "soft" and ref_model is None and peft_config is None and not hasattr(model, "disable_adapter"):
+            # Copied before `SFTTrainer.__init__` patches the model's `forward`
+            if isinstance(model, str):
+                from transformers import AutoModelForCausalLM
+
+                ref_model = AutoModelForCausalLM.from_pretrained(model, **(args.model_init_kwargs or {}))
+            else:
+                ref_model = copy_model(model)
+            ref_model.requires_grad_(False)
         eos = getattr(processing_class, "eos_token_id", None)
         train_dataset = self._pack_if_raw(train_dataset, args, eos)
         if isinstance(eval_dataset, (dict, DatasetDict)):
@@ -119,6 +143,14 @@ class JacobiForcingTrainer(SFTTrainer):
             optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
             peft_config=peft_config,
         )
+
+        # The soft AR target's reference: the given model, the PEFT model with its adapter off, or a frozen copy
+        self.ref_model = None
+        if args.ar_target == "soft":
+            if ref_model is not None or not hasattr(self.model, "disable_adapter"):
+                self.ref_model = self.accelerator.prepare_model(ref_model.eval(), evaluation_mode=True)
+        elif ref_model is not None:
+            raise ValueError("`ref_model` is only used with `ar_target='soft'`; set it or drop the reference model.")
 
         text_config = self.model.config.get_text_config()
         max_positions = getattr(text_config, "max_position_embeddings", None)
@@ -201,6 +233,9 @@ class JacobiForcingTrainer(SFTTrainer):
         logits = outputs.logits  # [B, S, V]
 
         ar = ar_loss(logits, inputs["shift_labels"])
+        metrics = {"ar_loss": ar}
+        if self.args.ar_target == "soft":
+            metrics["ar_kl"] = distillation_loss(logits, self._reference_logits(model, inputs), inputs["shift_labels"])
         rows = torch.arange(logits.shape[0], device=logits.device)[:, None]
         noisy_logits = logits[rows, inputs["noisy_index"]]  # [B, L, V]
         num_blocks = inputs["num_blocks"] if self.args.consistency_normalization == "block" else None
@@ -211,12 +246,34 @@ class JacobiForcingTrainer(SFTTrainer):
             clean_logits = logits[rows, inputs["clean_index"]]  # [B, L, V], detached inside
             consistency = consistency_loss(noisy_logits, clean_logits, inputs["consistency_mask"],
                                            self.args.consistency_temperature, num_blocks)
-        loss = self.args.ar_loss_weight * ar + self.args.consistency_loss_weight * consistency
+        metrics["consistency_loss"] = consistency
+        loss = self.args.ar_loss_weight * metrics.get("ar_kl", ar) + self.args.consistency_loss_weight * consistency
 
         # `gather` (not `gather_for_metrics`, which may drop the last batch's duplicates along dim 0) of scalars
-        for name, value in (("ar_loss", ar), ("consistency_loss", consistency)):
+        for name, value in metrics.items():
             self._metrics[mode][name].append(self.accelerator.gather(value.detach()[None]).mean().item())
         return (loss, outputs) if return_outputs else loss
+
+    @torch.no_grad()
+    def _reference_logits(self, model, inputs) -> torch.Tensor:
+        """The reference's logits up to the last position the AR loss counts. The packed masks let no position attend to
+        a later one, so where the 4D mask shows that, the counted prefix (the clean part of the state layout) is
+        forwarded alone, exactly."""
+        counted = (inputs["shift_labels"] != IGNORE_INDEX).any(0).nonzero()
+        length = int(counted.max()) + 1 if len(counted) else 1
+        kwargs = {key: inputs[key] for key in _MODEL_INPUTS}
+        mask = kwargs["attention_mask"]
+        if isinstance(mask, torch.Tensor) and mask.dim() == 4:
+            later = mask[:, :, :length, length:]
+            if not (later.any() if later.dtype == torch.bool else (later == 0).any()):
+                kwargs = {"input_ids": kwargs["input_ids"][:, :length], "attention_mask": mask[:, :, :length, :length],
+                          "position_ids": kwargs["position_ids"][:, :length]}
+        if self.ref_model is not None:
+            logits = self.ref_model(**kwargs, use_cache=False).logits
+        else:
+            with self.accelerator.unwrap_model(model).disable_adapter():
+                logits = model(**kwargs, use_cache=False).logits
+        return logits[:, :length]
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys: list[str] | None = None):
         # Only the loss: gathering [B, S, V] logits of packed sequences across eval batches would be large and
@@ -299,6 +356,8 @@ class JacobiForcingTrainer(SFTTrainer):
             noise_range=noise_range,
             mask_context=self.args.mask_context,
             ar_loss_weight=self.args.ar_loss_weight,
+            ar_target=("soft (KL from the model before training)" if self.args.ar_target == "soft"
+                       else "hard (cross-entropy against the clean tokens)"),
             consistency_temperature=self.args.consistency_temperature,
             learning_rate=self.args.learning_rate,
             global_step=self.state.global_step,
