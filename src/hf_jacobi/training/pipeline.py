@@ -134,7 +134,6 @@ def measure_tpf(model, tokenizer, prompts: list[str], block_size: int, max_new_t
     import hf_jacobi  # noqa: F401  (generation_mode="jacobi")
 
     from ..loading import chat_prompt
-
     from .packing import loop_start
 
     tokens = forwards = loops = tokens_outside = forwards_outside = 0
