@@ -16,9 +16,11 @@ import matplotlib.pyplot as plt
 
 
 def curve(run: Path) -> list[dict]:
-    """Points (tokens, seconds, tpf) from the base measurement and every finished round."""
+    """Points (tokens, seconds, tpf, tpf outside loops where measured) from the base measurement and every finished
+    round."""
     base = json.loads((run / "round_0" / "tpf_base.json").read_text())
-    points = [{"round": "base", "tokens": 0, "seconds": 0.0, "tpf": base["tpf"]}]
+    points = [{"round": "base", "tokens": 0, "seconds": 0.0, "tpf": base["tpf"],
+               "tpf_outside_loops": base.get("tpf_outside_loops")}]
     tokens = seconds = 0.0
     for round_dir in sorted(run.glob("round_*"), key=lambda p: int(p.name.split("_")[1])):
         if not (round_dir / "tpf.json").exists():
@@ -28,6 +30,7 @@ def curve(run: Path) -> list[dict]:
         measured = json.loads((round_dir / "tpf.json").read_text())
         seconds += measured.get("seconds", 0.0)
         points.append({"round": round_dir.name, "tokens": tokens, "seconds": seconds, "tpf": measured["tpf"],
+                       "tpf_outside_loops": measured.get("tpf_outside_loops"),
                        "block_size": measured.get("round_block_size")})
     return points
 
@@ -36,7 +39,13 @@ def main(run: str, out: str, *references: str) -> None:
     points = curve(Path(run))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((axes[0], "tokens", "training tokens"), (axes[1], "seconds", "wall time (s, collect + train + measure)")):
-        ax.plot([p[key] for p in points], [p["tpf"] for p in points], marker="o")
+        ax.plot([p[key] for p in points], [p["tpf"] for p in points], marker="o", label="all tokens")
+        # Loops are drafted almost for free: the TPF of the tokens before each answer's loop, where measured
+        outside = [p for p in points if p.get("tpf_outside_loops") is not None]
+        if outside:
+            ax.plot([p[key] for p in outside], [p["tpf_outside_loops"] for p in outside], marker="s", linestyle=":",
+                    label="tokens outside repetition loops")
+            ax.legend(loc="lower right")
         for p in points:
             ax.annotate(p["round"].replace("round_", "r"), (p[key], p["tpf"]), textcoords="offset points", xytext=(4, 4))
         for reference in references:
