@@ -7,6 +7,7 @@ import os
 import re
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -374,16 +375,15 @@ class JacobiForcingTrainer(SFTTrainer):
 
     def _trl_model_card(self, model_name, dataset_name, tags) -> ModelCard:
         """TRL's own card for this run. TRL writes it to `args.output_dir`; what was there before is put back."""
-        path = os.path.join(self.args.output_dir, "README.md")
-        previous = open(path, encoding="utf-8").read() if os.path.exists(path) else None
+        path = Path(self.args.output_dir) / "README.md"
+        previous = path.read_text(encoding="utf-8") if path.exists() else None
         os.makedirs(self.args.output_dir, exist_ok=True)
         super().create_model_card(model_name=model_name, dataset_name=dataset_name, tags=tags)
         card = ModelCard.load(path)
         if previous is None:
-            os.remove(path)
+            path.unlink()
         else:
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(previous)
+            path.write_text(previous, encoding="utf-8")
         return card
 
 
