@@ -357,7 +357,7 @@ class JacobiForcingTrainer(SFTTrainer):
             noise_range=noise_range,
             mask_context=self.args.mask_context,
             ar_loss_weight=self.args.ar_loss_weight,
-            ar_target=("soft (KL from the model before training)" if self.args.ar_target == "soft"
+            ar_target=("soft (KL from a frozen reference model)" if self.args.ar_target == "soft"
                        else "hard (cross-entropy against the clean tokens)"),
             consistency_temperature=self.args.consistency_temperature,
             learning_rate=self.args.learning_rate,
