@@ -145,13 +145,11 @@ class JacobiForcingTrainer(SFTTrainer):
             peft_config=peft_config,
         )
 
-        # The soft AR target's reference: the given model, the PEFT model with its adapter off, or a frozen copy
-        self.ref_model = None
-        if args.ar_target == "soft":
-            if ref_model is not None or not hasattr(self.model, "disable_adapter"):
-                self.ref_model = self.accelerator.prepare_model(ref_model.eval(), evaluation_mode=True)
-        elif ref_model is not None:
+        # The soft AR target's reference: the given model or the frozen copy made above; None with PEFT, whose model
+        # with the adapter switched off is the reference
+        if ref_model is not None and args.ar_target != "soft":
             raise ValueError("`ref_model` is only used with `ar_target='soft'`; set it or drop the reference model.")
+        self.ref_model = None if ref_model is None else self.accelerator.prepare_model(ref_model.eval(), evaluation_mode=True)
 
         text_config = self.model.config.get_text_config()
         max_positions = getattr(text_config, "max_position_embeddings", None)
