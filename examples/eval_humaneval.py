@@ -33,6 +33,8 @@ def main(argv=None):
     parser.add_argument("--output", type=Path, required=True, help="jsonl, one line per problem (resumes)")
     parser.add_argument("--block-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--quantize", default=None, choices=["int8"],
+                        help="int8 weights, float32 activations (hf_jacobi.quantization); default: float32")
     parser.add_argument("--num-problems", type=int, default=None)
     parser.add_argument("--task-ids", nargs="+", default=None,
                         help="only these problems, e.g. those another model passes (a retention check)")
@@ -40,7 +42,7 @@ def main(argv=None):
     if not args.execute_code:
         parser.error("pass --execute-code: pass@1 runs the model-written code and the tests on this machine.")
 
-    model, tokenizer = load_model(model=args.model, adapter=args.adapter)
+    model, tokenizer = load_model(model=args.model, adapter=args.adapter, quantize=args.quantize)
     done = {}
     if args.output.exists():
         for line in args.output.open():

@@ -144,13 +144,19 @@ def _add_model_args(parser):
         "float32). float32 is the strict mode: Jacobi output is token-identical to greedy; in bfloat16/float16 a "
         "few answers can differ from greedy in the same dtype (near-ties flip with the forward's width)",
     )
+    parser.add_argument(
+        "--quantize", default=None, choices=["int8"],
+        help="int8: int8 weights, float32 activations, CPU only (about half the cost of a 1-token forward; Jacobi "
+        "output stays token-identical to greedy of the quantized model, whose answers can differ from float32's)",
+    )
 
 
 def _load(args, **overrides):
     from hf_jacobi.loading import load_model
 
     kwargs = {"jacobi_forcing": args.jacobi_forcing, "model": args.model, "device": args.device,
-              "adapter": args.adapter, "dtype": args.dtype, **overrides}
+              "adapter": args.adapter, "dtype": args.dtype,
+              "quantize": getattr(args, "quantize", None), **overrides}
     try:
         return load_model(**kwargs)
     except (OSError, ValueError, RuntimeError) as error:  # missing files, unknown Hub id, offline, no GGUF package
@@ -167,6 +173,8 @@ def model_label(args, model=None) -> str:
         label += " + Jacobi Forcing adapter (shipped)"
     if model is not None:
         label += f", {str(model.dtype).removeprefix('torch.')} on {model.device}"
+        if getattr(args, "quantize", None):
+            label += f" with {args.quantize} weights"
     return label
 
 
@@ -424,6 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
 def check_args(args) -> None:
     """Checks that need several options or the machine, before anything is loaded."""
     _check_device(args.device)
+    if getattr(args, "quantize", None):
+        if args.dtype not in ("auto", "float32"):
+            raise UsageError(f"--quantize {args.quantize} keeps float32 activations: drop --dtype {args.dtype}")
+        if args.device not in ("auto", "cpu"):
+            raise UsageError(f"--quantize {args.quantize} runs on the CPU only: pass --device cpu")
+        args.device = "cpu"  # auto would pick a GPU where there is one
     if args.command == "generate":
         jacobi_only = [name for name, used in (("--lookup", args.lookup), ("--lookup-mode draft",
                        args.lookup_mode == "draft"), ("--lookup-tokens", args.lookup_tokens is not None)) if used]

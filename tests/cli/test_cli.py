@@ -61,6 +61,7 @@ def _refuse_to_load(*args, **kwargs):
     (["generate", "hi", "--lookup-tokens", "0", "--lookup", "2"], "--lookup-tokens: must be an integer >= 1"),
     (["generate", "hi", "--adapter", "/no/such/adapter"], "--adapter: no such adapter folder"),
     (["generate", "  "], "empty prompt"),
+    (["generate", "hi", "--quantize", "int8", "--dtype", "bfloat16"], "keeps float32 activations"),
     (["collect", "--block-size", "0", "--output-dir", "x", "--stdlib-prompts", "2"], "--block-size: must be"),
     (["collect", "--batch-size", "0", "--output-dir", "x", "--stdlib-prompts", "2"], "--batch-size: must be"),
     (["collect", "--output-dir", "x", "--stdlib-prompts", "0"], "--stdlib-prompts: must be"),
