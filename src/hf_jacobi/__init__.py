@@ -16,6 +16,7 @@ from .generation import (
     verify_block,
 )
 from .integration import disable, enable, export_custom_generate
+from .quantization import quantize_int8
 
 __version__ = "0.1.0"
 
@@ -68,6 +69,7 @@ __all__ = [
     "enable",
     "export_custom_generate",
     "jacobi_decode",
+    "quantize_int8",
     "pack_trajectories",
     "verify_block",
 ]
