@@ -48,14 +48,10 @@ def main(argv=None):
     out = benchmark.write_outputs(result, args.output_dir, meta)
     columns = ["method", "tpf", "width", "cost_ratio", "cost1_ms", "tokens_per_s", "speedup", "vs_fp32_greedy",
                "efficiency", "exact_match"]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in result["methods"]:
-        cells = [f"{100 * row[c]:.1f}%" if c == "exact_match" else
-                 (f"{row[c]:.2f}" if isinstance(row.get(c), float) else str(row.get(c, ""))) for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    (out / "results_int8.md").write_text("\n".join(lines) + "\n")
+    table = benchmark.markdown_table(result, columns)
+    (out / "results_int8.md").write_text(table + "\n")
     print(json.dumps(meta))
-    print("\n".join(lines))
+    print(table)
 
 
 if __name__ == "__main__":

@@ -121,6 +121,15 @@ def padded_batch(batch_size: int, lengths, seed: int = 1):
     return ids, mask
 
 
+def generation_inputs(batch: int) -> dict:
+    """`generate` inputs of the decoding tests: one 7-token prompt, or three left-padded ones (9, 5 and 7 tokens)."""
+    if batch == 1:
+        ids, _ = padded_batch(1, [7])
+        return dict(input_ids=ids)
+    ids, mask = padded_batch(3, [9, 5, 7])
+    return dict(input_ids=ids, attention_mask=mask)
+
+
 # --- training: tiny models, tokenizer and Jacobi data --------------------------------------------------------------
 
 VOCAB = 128

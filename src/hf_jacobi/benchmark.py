@@ -293,9 +293,12 @@ def summarize(records, methods, problems, tokenizer, pass_at_1: bool) -> dict:
     return {"methods": list(rows.values()), "samples": records}
 
 
-def markdown_table(result: dict) -> str:
-    columns = ["method", "tpf", "width", "cost_ratio", "tokens_per_s", "speedup", "efficiency", "exact_match",
-               "pass_at_1"]  # model is in the name
+#: Columns of `markdown_table` (the model is in the method's name).
+TABLE_COLUMNS = ("method", "tpf", "width", "cost_ratio", "tokens_per_s", "speedup", "efficiency", "exact_match",
+                 "pass_at_1")
+
+
+def markdown_table(result: dict, columns=TABLE_COLUMNS) -> str:
     present = [c for c in columns if any(c in r for r in result["methods"])]
     lines = ["| " + " | ".join(present) + " |", "|" + "---|" * len(present)]
     for row in result["methods"]:

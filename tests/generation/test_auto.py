@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 import transformers
-from testing_utils import make_tiny_model, markov_model, padded_batch
+from testing_utils import generation_inputs, make_tiny_model, markov_model, padded_batch
 
 import hf_jacobi
 from hf_jacobi.generation import auto
@@ -82,12 +82,7 @@ def test_unwritable_cache_directory_does_not_break_generation(tmp_path, monkeypa
 @pytest.mark.parametrize("family", ["llama", "gemma2", "gpt2"])
 def test_auto_output_identical_to_greedy(family, batch):
     model = make_tiny_model(family)
-    if batch == 1:
-        ids, _ = padded_batch(1, [7])
-        inputs = dict(input_ids=ids)
-    else:
-        ids, mask = padded_batch(3, [9, 5, 7])
-        inputs = dict(input_ids=ids, attention_mask=mask)
+    inputs = generation_inputs(batch)
     reference = model.generate(**inputs, do_sample=False, max_new_tokens=40)
     for costs in (None, FLAT):  # measured here, and a device where the probes look free
         policy = None if costs is None else auto.AutoBlockSize(costs)

@@ -2,20 +2,12 @@
 
 import pytest
 import torch
-from testing_utils import FAMILIES, padded_batch
+from testing_utils import FAMILIES, generation_inputs, padded_batch
 
 import hf_jacobi  # noqa: F401  (enables generation_mode="jacobi")
 
 BLOCK_SIZES = [1, 2, 3, 8, 32]
 MAX_NEW_TOKENS = 21  # not a multiple of any block size > 1
-
-
-def _inputs(batch):
-    if batch == 1:
-        ids, _ = padded_batch(1, [7])
-        return dict(input_ids=ids)
-    ids, mask = padded_batch(3, [9, 5, 7])
-    return dict(input_ids=ids, attention_mask=mask)
 
 
 def _greedy(model, inputs, **kwargs):
@@ -26,7 +18,7 @@ def _greedy(model, inputs, **kwargs):
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_greedy_identity(tiny_model_factory, family, batch):
     model = tiny_model_factory(family)
-    inputs = _inputs(batch)
+    inputs = generation_inputs(batch)
     reference = _greedy(model, inputs)
     assert reference.shape[1] == inputs["input_ids"].shape[1] + MAX_NEW_TOKENS
     for block_size in BLOCK_SIZES:
@@ -42,7 +34,7 @@ def test_greedy_identity(tiny_model_factory, family, batch):
 def test_greedy_identity_with_eos_inside_block(tiny_model_factory, family, batch):
     """EOS picked from the reference continuation so it lands inside a block; nothing after it is emitted."""
     model = tiny_model_factory(family)
-    inputs = _inputs(batch)
+    inputs = generation_inputs(batch)
     free_run = _greedy(model, inputs)
     prompt_length = inputs["input_ids"].shape[1]
     eos = int(free_run[0, prompt_length + 5])
@@ -69,7 +61,7 @@ MULTIBLOCK = [(3, 2, 0, 0.1, 0, "row", None), (4, 3, 4, 0.1, 0, "row", None), (2
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_greedy_identity_multiblock_and_recycling(tiny_model_factory, family, batch):
     model = tiny_model_factory(family)
-    inputs = _inputs(batch)
+    inputs = generation_inputs(batch)
     reference = _greedy(model, inputs)
     for block_size, num_blocks, pool_size, spawn_ratio, lookup_ngram, lookup_mode, lookup_num_tokens in MULTIBLOCK:
         settings = dict(block_size=block_size, num_blocks=num_blocks, pool_size=pool_size, spawn_ratio=spawn_ratio,

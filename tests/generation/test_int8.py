@@ -5,7 +5,7 @@ import copy
 
 import pytest
 import torch
-from testing_utils import FAMILIES, padded_batch
+from testing_utils import FAMILIES, generation_inputs, padded_batch
 
 import hf_jacobi  # noqa: F401  (enables generation_mode="jacobi")
 from hf_jacobi.quantization import Int8Linear, is_int8, quantize_int8
@@ -50,12 +50,7 @@ def test_logits_do_not_depend_on_the_forward_width(int8_models, family):
 @pytest.mark.parametrize("family", INT8_FAMILIES)
 def test_int8_jacobi_equals_int8_greedy(int8_models, family, batch):
     fp32, model = int8_models(family)
-    if batch == 1:
-        ids, _ = padded_batch(1, [7])
-        inputs = dict(input_ids=ids)
-    else:
-        ids, mask = padded_batch(3, [9, 5, 7])
-        inputs = dict(input_ids=ids, attention_mask=mask)
+    inputs = generation_inputs(batch)
     reference = model.generate(**inputs, do_sample=False, max_new_tokens=21)
     for settings in (dict(block_size=8), dict(block_size=3), dict(block_size=4, num_blocks=3, pool_size=4,
                                                                   spawn_ratio=0.1),
@@ -64,7 +59,7 @@ def test_int8_jacobi_equals_int8_greedy(int8_models, family, batch):
         torch.testing.assert_close(out, reference, rtol=0, atol=0, msg=f"{family} {settings}")
     # it is a close copy of the float32 model, not the same one
     with torch.no_grad():
-        a, b = fp32(input_ids=ids).logits, model(input_ids=ids).logits
+        a, b = fp32(input_ids=inputs["input_ids"]).logits, model(input_ids=inputs["input_ids"]).logits
     assert (a - b).abs().max() < 0.1 * a.abs().max()
 
 

@@ -287,9 +287,9 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     settings["script"].pop("max_minutes")  # a longer or shorter time box may resume
     config_path = output_dir / "pipeline_config.json"
     if config_path.exists():
-        previous = json.loads(config_path.read_text())
-        grown = _more_rounds(previous, json.loads(json.dumps(settings)))
-        if previous != json.loads(json.dumps(settings)) and grown is None:
+        previous, current = json.loads(config_path.read_text()), json.loads(json.dumps(settings))
+        grown = _more_rounds(previous, current)
+        if previous != current and grown is None:
             raise ValueError(f"{output_dir} holds a run with other settings ({previous}); pass the same settings to "
                              f"resume it (or the same with a larger --rounds and a fixed --prompts_per_round, to add "
                              f"rounds) or use a new --output_dir (now: {settings}).")
