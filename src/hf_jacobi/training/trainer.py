@@ -22,9 +22,9 @@ from .losses import IGNORE_INDEX, ar_loss, consistency_loss, distillation_loss, 
 from .packing import pack_trajectories, packing_info, validate_packed_dataset
 
 _CITATION = """\
-@article{zhang2025fast,
+@article{hu2025fast,
   title         = {Fast and Accurate Causal Parallel Decoding using Jacobi Forcing},
-  author        = {Zhang, Hao and Hu, Lanxiang and Rajbhandari, Samyam and others},
+  author        = {Hu, Lanxiang and Kou, Siqi and Fu, Yichao and Rajbhandari, Samyam and Rosing, Tajana and He, Yuxiong and Deng, Zhijie and Zhang, Hao},
   year          = {2025},
   eprint        = {2512.14681},
   archivePrefix = {arXiv},
