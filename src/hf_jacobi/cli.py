@@ -416,9 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--block-size", type=positive_int, default=16, help="tokens per Jacobi block")
     collect.add_argument("--max-new-tokens", type=positive_int, default=256, help="most tokens per answer")
     collect.add_argument("--batch-size", type=positive_int, default=4, help="prompts decoded together")
-    collect.add_argument("--draft-init", default="prompt", choices=["prompt", "repeat"],
-                         help="initial draft tokens of each block: sampled from the prompt, or the last known "
-                         "token repeated")
+    collect.add_argument("--draft-init", default="prompt", metavar="{prompt,repeat,TOKEN_ID}",
+                         help="initial draft tokens of each block: sampled from the prompt, the last known "
+                         "token repeated, or one fixed token id (e.g. a rarely used special token)")
     collect.add_argument("--seed", type=int, default=0, help="seed of the draft sampling (--draft-init prompt)")
     collect.add_argument("--generate-block-size", type=positive_int, default=None,
                          help="block size of the greedy pass (default: --block-size; 1 is fastest for a base model on "
@@ -432,6 +432,13 @@ def build_parser() -> argparse.ArgumentParser:
 def check_args(args) -> None:
     """Checks that need several options or the machine, before anything is loaded."""
     _check_device(args.device)
+    if getattr(args, "draft_init", None) is not None:
+        from .generation.configuration_jacobi import check_draft_init
+
+        try:
+            args.draft_init = check_draft_init(args.draft_init, "--draft-init")
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     if getattr(args, "quantize", None):
         if args.dtype not in ("auto", "float32"):
             raise UsageError(f"--quantize {args.quantize} keeps float32 activations: drop --dtype {args.dtype}")

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .generation import JacobiDraft
 from .generation.candidates import DraftStep
-from .generation.configuration_jacobi import max_positions
+from .generation.configuration_jacobi import check_draft_init, max_positions
 from .generation.generate import generate as jacobi_generate
 from .generation.verification import Verification, accept_length
 from .loading import chat_prompt
@@ -52,7 +52,7 @@ class CollectConfig:
     block_size: int = 16
     max_new_tokens: int = 256
     batch_size: int = 4
-    draft_init: str = "prompt"
+    draft_init: str | int = "prompt"  # "prompt", "repeat" or a token id (see JacobiConfig)
     seed: int = 0
     generate_block_size: int | None = None  # block size of phase 1 (default: block_size)
     model_name: str = ""
@@ -73,8 +73,7 @@ class CollectConfig:
                 )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"CollectConfig.seed must be an integer, got {self.seed!r}.")  # noqa: TRY004
-        if self.draft_init not in ("prompt", "repeat"):
-            raise ValueError(f"CollectConfig.draft_init must be 'prompt' or 'repeat', got {self.draft_init!r}.")
+        self.draft_init = check_draft_init(self.draft_init, "CollectConfig.draft_init")
         if self.states not in ("trajectory", "decoding"):
             raise ValueError(f"CollectConfig.states must be 'trajectory' or 'decoding', got {self.states!r}.")
 

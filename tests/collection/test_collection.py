@@ -123,17 +123,21 @@ def test_decoding_states_are_what_the_decoder_fed(tmp_path, tokenizer, family):
 
 @require_smollm2
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
-def test_forced_states_along_own_answers_are_the_decoding_states(tokenizer, family):
+@pytest.mark.parametrize("draft_init", ["prompt", 7])
+def test_forced_states_along_own_answers_are_the_decoding_states(tokenizer, family, draft_init):
     """Forcing the decoder along the model's own greedy answers replays the real decoder: the same states, offsets
-    and answers as `decoding_states` (which hooks the real loop), for a batch of prompts of different lengths."""
+    and answers as `decoding_states` (which hooks the real loop), for a batch of prompts of different lengths; with a
+    fixed filler token the first state of every row is that token after the first answer token."""
     model = wide_model(tokenizer, family)
     tokenizer.padding_side = "left"
     batch = tokenizer([chat_prompt(tokenizer, p) for p in PROMPTS], return_tensors="pt", padding=True)
-    config = CollectConfig(block_size=4, max_new_tokens=20, states="decoding")
+    config = CollectConfig(block_size=4, max_new_tokens=20, states="decoding", draft_init=draft_init)
     real = decoding_states(model, tokenizer, batch, config, seed=3)
     forced = forced_decoding_states(model, batch, [r["clean_ids"] for r in real], config, seed=3)
     assert forced == real
     assert sum(len(r["noisy_starts"]) for r in real) > 0
+    if draft_init == 7:
+        assert all(r["noisy_starts"][0] == 0 and r["noisy_blocks"][0] == [r["clean_ids"][0], 7, 7, 7] for r in real)
 
 
 def test_forced_states_replay_multi_token_acceptance():
@@ -173,7 +177,7 @@ def test_teacher_answers_with_student_states(tmp_path, tokenizer):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"block_size": 0}, "block_size"), ({"batch_size": -1}, "batch_size"), ({"draft_init": "foo"}, "draft_init"),
+    ({"block_size": 0}, "block_size"), ({"batch_size": -1}, "batch_size"), ({"draft_init": "foo"}, "draft_init"), ({"draft_init": -3}, "token id"),
     ({"states": "all"}, "states"), ({"max_states": 0}, "max_states"), ({"max_states": 2.5}, "max_states"),
     ({"block_size": 2.5}, "block_size"), ({"batch_size": True}, "batch_size"), ({"generate_block_size": 0}, "generate_block_size"),
     ({"seed": 1.5}, "seed"),

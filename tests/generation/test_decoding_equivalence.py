@@ -29,6 +29,18 @@ def test_greedy_identity(tiny_model_factory, family, batch):
         assert int(out.accepted_tokens.sum()) == MAX_NEW_TOKENS - 1
 
 
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_greedy_identity_fixed_filler(tiny_model_factory, family):
+    """A fixed filler token (`draft_init=<token id>`, what a model trained on that filler decodes with) changes only
+    the drafts: the output stays greedy's, also given as a string of digits (command lines, JSON)."""
+    model = tiny_model_factory(family)
+    inputs = generation_inputs(3)
+    reference = _greedy(model, inputs)
+    for block_size, filler in ((3, 5), (8, "0"), (32, 7)):
+        out = _greedy(model, inputs, generation_mode="jacobi", block_size=block_size, draft_init=filler)
+        torch.testing.assert_close(out, reference, rtol=0, atol=0, msg=f"{family} block_size={block_size}")
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_greedy_identity_with_eos_inside_block(tiny_model_factory, family, batch):
@@ -88,7 +100,7 @@ def test_greedy_identity_multiblock_and_recycling(tiny_model_factory, family, ba
 
 
 @pytest.mark.parametrize("family", ["llama", "mistral", "gemma2", "gpt2"])
-@pytest.mark.parametrize("draft_init", ["prompt", "repeat"])
+@pytest.mark.parametrize("draft_init", ["prompt", "repeat", 3])
 @pytest.mark.parametrize("multiblock", [{}, dict(num_blocks=3, pool_size=4, spawn_ratio=0.1)], ids=["K1", "K3pool4"])
 def test_long_generation_past_sliding_window(tiny_model_factory, family, draft_init, multiblock):
     """Many crops across the sliding-window boundary must leave the cache exactly as greedy decoding has it."""

@@ -205,6 +205,8 @@ def test_custom_generate_directory_without_package(llama, tmp_path):
         (dict(max_new_tokens=0), "max_new_tokens"),
         (dict(use_cache=False), "use_cache"),
         (dict(draft_init="zeros"), "draft_init"),
+        (dict(draft_init=-1), "token id"),
+        (dict(draft_init=2.0), "draft_init"),
         (dict(output_attentions=True), "attentions"),
         (dict(generation_mode="medusa"), "generation_mode"),
         (dict(prompt_lookup_num_tokens=3), "prompt lookup"),

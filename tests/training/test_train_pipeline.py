@@ -181,3 +181,31 @@ def test_measure_tpf_counts_loops_apart():
     answer = looping["answers"][0]
     assert answer[:3] == [5, 6, 7] and set(answer[16:]) == {20, 21}
     assert looping["loops"] == 1 and looping["tpf_outside_loops"] <= looping["tpf"]
+
+
+def test_train_command_overfit_diagnostic(setup, tmp_path):
+    """`--overfit`: every round collects and trains on all the prompts, and TPF is measured on those same prompts
+    (no HumanEval needed); the card does not report that TPF as a held-out measurement. `--draft_init 5`: a fixed
+    filler token in collection, and the saved models decode with it by default."""
+    from transformers import GenerationConfig
+
+    out, argv = setup
+    out = tmp_path / "overfit"
+    argv = [a if a != str(setup[0]) else str(out) for a in argv]
+    cut = argv.index("--export_rank")
+    argv = argv[:cut] + argv[cut + 2:]
+    cli.main(argv + ["--overfit", "--draft_init", "5"])
+    prompts = [json.loads(line)["prompt"] for line in (tmp_path / "prompts.jsonl").open()]
+    assert json.loads((out / "round_0" / "data" / "collect_config.json").read_text())["draft_init"] == 5
+    assert GenerationConfig.from_pretrained(out / "round_1" / "train" / "model").draft_init == 5
+    for r in (0, 1):
+        records = [json.loads(line) for line in (out / f"round_{r}" / "data" / "trajectories.jsonl").open()]
+        assert [rec["prompt"] for rec in records] == prompts
+        assert json.loads((out / f"round_{r}" / "tpf.json").read_text())["prompts"] == len(prompts)
+    assert json.loads((out / "round_0" / "tpf_base.json").read_text())["prompts"] == len(prompts)
+    card = (out / "round_1" / "train" / "model" / "README.md").read_text()
+    assert "Tokens per forward (TPF): not measured" in card
+    with pytest.raises(SystemExit, match="drop --prompts_per_round"):  # a fixed split contradicts the diagnostic
+        cli.main(argv + ["--overfit", "--prompts_per_round", "2"])
+    with pytest.raises(SystemExit, match="token id"):
+        cli.main(argv + ["--draft_init", "filler"])

@@ -145,6 +145,24 @@ def test_pack_states_from_trajectories_and_decoding_records():
     assert len(pack_states([record], block_size=2, eos_token_id=3, max_states=1)[0]["noisy_starts"]) == 1
 
 
+def test_pack_states_adds_the_fresh_block_state_of_a_fixed_filler():
+    """`filler_token_id`: `[c_p, filler, ...]`, the state a block starts from, at every start p; a state equal to the
+    clean tokens is no state; the horizon cut and `max_states` apply after."""
+    from hf_jacobi.training import pack_states
+
+    record = {"prompt_ids": [1], "clean_ids": [5, 6, 3, 0], "noisy_starts": [0, 1], "noisy_blocks": [[5, 9], [6, 9]]}
+    packed = pack_states([record], block_size=2, eos_token_id=3, filler_token_id=8)[0]
+    assert list(zip(packed["noisy_starts"], packed["noisy_blocks"])) == [(0, [5, 9]), (1, [6, 9]), (0, [5, 8]), (1, [6, 8])]
+    cut = pack_states([record], block_size=2, eos_token_id=3, filler_token_id=8, horizon=1)[0]
+    assert list(zip(cut["noisy_starts"], cut["noisy_blocks"])) == [(1, [9]), (2, [9]), (1, [8]), (2, [8])]
+    assert len(pack_states([record], block_size=2, eos_token_id=3, filler_token_id=8, max_states=3)[0]["noisy_starts"]) == 3
+    # the filler equals the clean next token at start 0: that state is already right, only start 1 is added
+    same = pack_states([{**record, "clean_ids": [5, 8, 3]}], block_size=2, eos_token_id=3, filler_token_id=8)[0]
+    assert list(zip(same["noisy_starts"], same["noisy_blocks"])) == [(0, [5, 9]), (1, [6, 9]), (1, [8, 8])]
+    with pytest.raises(ValueError, match="filler_token_id"):
+        pack_states([record], block_size=2, filler_token_id=-1)
+
+
 def test_pack_states_trims_loops():
     from hf_jacobi.training import pack_states
 

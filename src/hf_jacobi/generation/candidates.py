@@ -123,12 +123,12 @@ class JacobiDraft(CandidateSource):
     """The Jacobi block: the model's own predictions from the last forward, then filler tokens.
 
     Filler (`draft_init`): `"prompt"` samples tokens uniformly from the row's prompt (the paper's choice), `"repeat"`
-    repeats the last known token. Sampling uses its own seeded generator so runs are reproducible; under greedy
+    repeats the last known token, a token id puts that token everywhere. Sampling uses its own seeded generator so runs are reproducible; under greedy
     decoding the output never depends on the draft, only the speed does. It fills every `UNDRAFTED` position of the
     draft row, up to `block_size` tokens (or what an earlier source asked for).
     """
 
-    def __init__(self, prompt_ids, prompt_mask, block_size: int, draft_init: str = "prompt", seed: int = 0):
+    def __init__(self, prompt_ids, prompt_mask, block_size: int, draft_init: str | int = "prompt", seed: int = 0):
         self.block_size = block_size
         self.draft_init = draft_init
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -162,6 +162,8 @@ class JacobiDraft(CandidateSource):
         if self.draft_init == "prompt" and self.prompt_ids.shape[1] > 0:
             idx = torch.multinomial(self.prompt_weights, n_fill, replacement=True, generator=self.generator)
             return self.prompt_ids.gather(1, idx.to(self.prompt_ids.device))
+        if isinstance(self.draft_init, int):
+            return last_tokens.new_full((last_tokens.shape[0], n_fill), self.draft_init)
         return last_tokens[:, None].expand(-1, n_fill)
 
     def update_candidate_strategy(self, step: DraftStep, verification: Verification) -> None:
@@ -196,7 +198,7 @@ class MultiBlockDraft(JacobiDraft):
     The draft length is at least `n` and at most `num_blocks * n`; with `num_blocks=1` this is `JacobiDraft`.
     """
 
-    def __init__(self, prompt_ids, prompt_mask, block_size: int, draft_init: str = "prompt", seed: int = 0,
+    def __init__(self, prompt_ids, prompt_mask, block_size: int, draft_init: str | int = "prompt", seed: int = 0,
                  num_blocks: int = 1, spawn_ratio: float = 0.85):
         super().__init__(prompt_ids, prompt_mask, block_size, draft_init, seed)
         self.num_blocks = num_blocks

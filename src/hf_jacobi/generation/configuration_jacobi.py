@@ -15,6 +15,19 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def check_draft_init(value, owner: str = "`draft_init`"):
+    """`draft_init` as used: one of `DRAFT_INITS`, or a token id (an int; a string of digits, as command lines and
+    JSON files give it, becomes one)."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if value in DRAFT_INITS or (_is_int(value) and value >= 0):
+        return value
+    raise ValueError(
+        f"{owner} must be one of {DRAFT_INITS} or a token id (an int >= 0: that token at every undrafted position, "
+        f"a fixed filler a model can be trained to read as 'not known yet'), got {value!r}."
+    )
+
+
 def check_auto_compatible(num_blocks, pool_size, lookup_ngram=0) -> None:
     """`block_size="auto"` models the cost of one block per sequence: refuse the options that add rows or blocks."""
     if num_blocks != 1 or pool_size != 0 or lookup_ngram != 0:
@@ -33,8 +46,10 @@ class JacobiConfig:
     Args:
         block_size (`int` or `"auto"`): tokens decoded in parallel per forward, `n`. `"auto"` picks `n` per forward
             from forward timings and the acceptance seen so far (`hf_jacobi.generation.auto`).
-        draft_init (`str`): filler for draft positions without a prediction yet: `"prompt"` (tokens sampled from
-            the prompt, the paper's choice) or `"repeat"` (the last token).
+        draft_init (`str` or `int`): filler for draft positions without a prediction yet: `"prompt"` (tokens sampled
+            from the prompt, the paper's choice), `"repeat"` (the last token), or a token id (that token everywhere: a
+            fixed filler, so the states a model is trained on are the ones its decoder meets, e.g. a rarely used
+            special token).
         draft_seed (`int`): seed of the filler sampler (speed only; greedy output never depends on it).
         num_blocks (`int`): blocks of `n` tokens in flight, `K` (1: plain Jacobi decoding; the paper's multi-block decoding).
         spawn_ratio (`float`): `r` in (0, 1]: a pseudo-active block is spawned once `ceil(r * n)` positions of the
@@ -50,7 +65,7 @@ class JacobiConfig:
     """
 
     block_size: int | str = 16
-    draft_init: str = "prompt"
+    draft_init: str | int = "prompt"
     draft_seed: int = 0
     num_blocks: int = 1
     spawn_ratio: float = 0.85
@@ -66,8 +81,7 @@ class JacobiConfig:
             raise ValueError(
                 f"`block_size` must be an int >= 1 (tokens decoded in parallel) or 'auto', got {self.block_size!r}."
             )
-        if self.draft_init not in DRAFT_INITS:
-            raise ValueError(f"`draft_init` must be one of {DRAFT_INITS}, got {self.draft_init!r}.")
+        self.draft_init = check_draft_init(self.draft_init)
         if not _is_int(self.draft_seed):
             raise ValueError(f"`draft_seed` must be an int (seed of the draft filler), got {self.draft_seed!r}.")
         if not _is_int(self.num_blocks) or self.num_blocks < 1:

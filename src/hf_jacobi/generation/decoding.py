@@ -114,7 +114,7 @@ def jacobi_decode(
     block_size_policy=None,
     candidate_sources: list[CandidateSource] | None = None,
     block_size: int | str | None = None,
-    draft_init: str | None = None,
+    draft_init: str | int | None = None,
     draft_seed: int | None = None,
     num_blocks: int | None = None,
     spawn_ratio: float | None = None,

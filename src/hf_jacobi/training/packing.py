@@ -482,6 +482,7 @@ def pack_states(
     seed: int = 0,
     trim_loops: bool = False,
     horizon: int | None = None,
+    filler_token_id: int | None = None,
 ) -> Dataset:
     """Records in the state layout (`prompt_ids`, `clean_ids`, `noisy_starts`, `noisy_blocks`) for the collator.
 
@@ -502,12 +503,20 @@ def pack_states(
     the horizon only feed positions the loss does not count, so the loss is the one of the full states with
     `consistency_horizon=H`, from about `H/n` of their tokens. States whose first wrong token lies within `H` of their
     end, and duplicates (the same tokens at the same start), are dropped; `max_states` applies to the cut states.
+
+    With `filler_token_id`, the decoder's filler is that fixed token (`draft_init=<token id>`), so the state every
+    fresh block starts from is known without decoding: `[c_p, filler, ..., filler]`. It is added at every start `p`
+    of the continuation (before the cut and `max_states`), so the first forward of a block is trained wherever the
+    previous block ends, also where the decoder of an earlier model never started one.
     """
     eos_ids = set() if eos_token_id is None else {eos_token_id} if isinstance(eos_token_id, int) else set(eos_token_id)
     if max_states is not None and max_states < 1:
         raise ValueError(f"`max_states` must be >= 1 or None, got {max_states}.")
     if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon <= block_size):
         raise ValueError(f"`horizon` must be an integer in [1, block_size={block_size}] or None, got {horizon!r}.")
+    if filler_token_id is not None and (isinstance(filler_token_id, bool) or not isinstance(filler_token_id, int)
+                                        or filler_token_id < 0):
+        raise ValueError(f"`filler_token_id` must be a token id (int >= 0) or None, got {filler_token_id!r}.")
 
     def cut(states: list, clean: list) -> list:
         """The `horizon` tokens of each state from its first wrong token on, once per (start, tokens)."""
@@ -551,6 +560,9 @@ def pack_states(
             loop = loop_start(clean)
             end = len(clean) if loop is None else loop[0] + loop[1]
         clean = clean[: end or len(clean)]
+        if filler_token_id is not None:
+            states = states + [(s, [clean[s]] + [filler_token_id] * (block_size - 1))
+                               for s in range(len(clean) - block_size + 1)]
         states = [(s, b) for s, b in states if s + block_size <= len(clean) and list(b) != clean[s : s + block_size]]
         if horizon is not None:
             states = cut(states, clean)
@@ -569,6 +581,7 @@ def pack_states(
         raise ValueError("No record has a noisy state to train on (every draft already equals the clean tokens).")
     packed.info.description = _PACKING_INFO_PREFIX + json.dumps(
         {"block_size": block_size, "strategy": "states", "max_states": max_states,
-         "min_ratio": None, "max_ratio": None, "window": None, "trim_loops": trim_loops, "horizon": horizon}
+         "min_ratio": None, "max_ratio": None, "window": None, "trim_loops": trim_loops, "horizon": horizon,
+         "filler_token_id": filler_token_id}
     )
     return packed

@@ -90,6 +90,20 @@ class JacobiTrainScriptArguments:
     max_minutes: float | None = field(
         default=None, metadata={"help": "Time box of each round's training (cosine decay over it); rerun resumes."}
     )
+    draft_init: str = field(
+        default="prompt",
+        metadata={"help": "Filler of undrafted positions in collection and TPF measurement: 'prompt', 'repeat' or a "
+                          "token id. With a token id the trained model decodes with that filler by default (its "
+                          "generation config), and every state a fresh block starts from, [token, filler...], is "
+                          "trained at every position of each answer (pack_states(filler_token_id=...))."},
+    )
+    overfit: bool = field(
+        default=False,
+        metadata={"help": "The overfit diagnostic: every round trains on the same prompts (all of them) and TPF is "
+                          "measured on those prompts instead of held-out ones. With the consistency loss TPF must "
+                          "climb far above the base model's; with --consistency_loss_weight 0 (the AR-only control) "
+                          "it must not. Use --max_steps for the steps of each round."},
+    )
 
     def __post_init__(self):
         if (self.prompts is None) == (self.coding_prompts is None):
@@ -99,6 +113,11 @@ class JacobiTrainScriptArguments:
         for name in ("max_states", "max_new_tokens", "collect_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}.")
+        from ..generation.configuration_jacobi import check_draft_init
+
+        self.draft_init = check_draft_init(self.draft_init, "--draft_init")
+        if self.overfit and self.prompts_per_round is not None:
+            raise ValueError("--overfit trains every round on all the prompts: drop --prompts_per_round.")
         if self.answers == "base" and self.states != "decoding":
             raise ValueError("--answers base keeps the base answers of decoding states: use it with --states decoding.")
 
@@ -131,6 +150,7 @@ class TimeBox(TrainerCallback):
 def measure_tpf(model, tokenizer, prompts: list[str], block_size: int, max_new_tokens: int) -> dict:
     """Tokens per forward of Jacobi decoding (greedy, prefill excluded) over `prompts`, one at a time; also the answers
     (token ids), to compare a trained model's greedy output with the base model's, and the TPF outside repetition loops.
+    The filler is the model's own (`generation_config.draft_init`, else "prompt").
     """
     import hf_jacobi  # noqa: F401  (generation_mode="jacobi")
 
@@ -258,7 +278,8 @@ def _more_rounds(previous: dict, settings: dict) -> int | None:
     `prompts[r * per_round:(r + 1) * per_round]`, so adding rounds keeps the finished ones only with a fixed
     --prompts_per_round."""
     old, new = previous.get("script", {}), settings["script"]
-    if not isinstance(old.get("rounds"), int) or old["rounds"] >= new["rounds"] or not new["prompts_per_round"]:
+    fixed = new["prompts_per_round"] or new.get("overfit")
+    if not isinstance(old.get("rounds"), int) or old["rounds"] >= new["rounds"] or not fixed:
         return None
     same = {**previous, "script": {**old, "rounds": new["rounds"]}} == settings
     return old["rounds"] if same else None
@@ -285,6 +306,9 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     if training_args.ar_target != "hard":
         settings["ar_target"] = training_args.ar_target
     settings["script"].pop("max_minutes")  # a longer or shorter time box may resume
+    for name, default in (("draft_init", "prompt"), ("overfit", False)):  # runs from before these options resume
+        if settings["script"][name] == default:
+            settings["script"].pop(name)
     config_path = output_dir / "pipeline_config.json"
     if config_path.exists():
         previous, current = json.loads(config_path.read_text()), json.loads(json.dumps(settings))
@@ -309,24 +333,30 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
 
     device = training_args.device
     model, tokenizer = _load_base(model_args, device)
+    if script_args.draft_init != "prompt":  # every copy, and every saved round, decodes with the trained filler
+        model.generation_config.draft_init = script_args.draft_init
+        model.generation_config._from_model_config = False  # else loading drops the attribute
     fast_dtype = resolve_dtype(script_args.collect_dtype, device)
     prompts = load_prompts(script_args.prompts) if script_args.prompts else coding_prompts(script_args.coding_prompts)
     if not prompts:
         raise ValueError("No training prompts.")
     per_round = script_args.prompts_per_round or len(prompts) // script_args.rounds
-    if per_round * script_args.rounds > len(prompts) or per_round < 1:
+    if script_args.overfit:  # every round on all the prompts
+        per_round = len(prompts)
+    elif per_round * script_args.rounds > len(prompts) or per_round < 1:
         raise ValueError(f"{script_args.rounds} rounds of {per_round} distinct prompts need more than the "
                          f"{len(prompts)} given.")
     limit = getattr(model.config.get_text_config(), "max_position_embeddings", None)
     if limit is not None:  # refuse before any compute, naming the prompt, rather than fail mid-run
         from ..loading import chat_prompt
 
-        for i, prompt in enumerate(prompts[: per_round * script_args.rounds]):
+        for i, prompt in enumerate(prompts[: per_round * (1 if script_args.overfit else script_args.rounds)]):
             length = len(tokenizer(chat_prompt(tokenizer, prompt)).input_ids) + script_args.max_new_tokens
             if length > limit:
                 raise ValueError(f"Prompt {i} needs {length} positions with --max_new_tokens "
                                  f"{script_args.max_new_tokens}; the model has {limit}. Shorten or drop it.")
-    held_out = _eval_prompts(script_args.eval_prompts)
+    # TPF on unseen prompts; the overfit diagnostic measures it on the trained prompts themselves
+    held_out = prompts if script_args.overfit else _eval_prompts(script_args.eval_prompts)
     # Base answers for every round: a frozen copy of the base model (before any training changes `model`)
     anchored = script_args.answers == "base" and script_args.rounds > 1
     teacher = copy_model(model).to(fast_dtype).eval() if anchored else None
@@ -345,12 +375,14 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             (round_dir / "tpf_base.json").write_text(json.dumps(base, indent=1))
         # 1. collect the current model's states on this round's prompts
         collect_config = CollectConfig(
-            block_size=n, max_new_tokens=script_args.max_new_tokens, batch_size=script_args.collect_batch_size,
+            block_size=n, draft_init=script_args.draft_init, max_new_tokens=script_args.max_new_tokens,
+            batch_size=script_args.collect_batch_size,
             states=script_args.states if script_args.states == "decoding" else "trajectory",
             max_states=script_args.max_states if script_args.states == "decoding" else None,
             model_name=f"round {r} of {settings['model'] or 'SmolLM2-135M-Instruct'}",
         )
-        records = collect_trajectories(fast, tokenizer, prompts[r * per_round:(r + 1) * per_round],
+        first = 0 if script_args.overfit else r * per_round
+        records = collect_trajectories(fast, tokenizer, prompts[first:first + per_round],
                                        round_dir / "data", collect_config,
                                        teacher=teacher if r > 0 else None)
         del fast
@@ -360,10 +392,11 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
         if not final.exists():
             # With a consistency horizon, states are cut to it: the same loss from ~H/n of the noisy tokens
             horizon = training_args.consistency_horizon
+            filler_token_id = script_args.draft_init if isinstance(script_args.draft_init, int) else None
             state_length = horizon or n
             train_dataset = pack_states(records, n, eos_token_id=tokenizer.eos_token_id,
                                         max_states=script_args.max_states, trim_loops=training_args.trim_loops,
-                                        horizon=horizon)
+                                        horizon=horizon, filler_token_id=filler_token_id)
             if not model_args.use_peft and not script_args.train_embeddings:
                 # Only the weight matrices of the transformer layers train: embeddings, norms and biases stay
                 for param in model.parameters():
@@ -418,7 +451,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             measured |= {"round": r, "round_block_size": n, "seconds": time.perf_counter() - round_started}
             tpf_path.write_text(json.dumps(measured, indent=1))
             del fast
-            if trainer is not None:  # the card states what was measured
+            if trainer is not None and not script_args.overfit:  # the card states what was measured (held out)
                 trainer.args.measured_tpf = measured["tpf"]
                 trainer.create_model_card(output_dir=str(final))
         del trainer
@@ -435,6 +468,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
         base, _ = _load_base(model_args, device)
         errors = export_lora_delta(base, model, output_dir / "adapter", rank=script_args.export_rank)
         adapted = PeftModel.from_pretrained(base, output_dir / "adapter").merge_and_unload().to(fast_dtype).eval()
+        adapted.generation_config.draft_init = script_args.draft_init
         measured = measure_tpf(adapted, tokenizer, held_out, script_args.eval_block_size,
                                script_args.eval_max_new_tokens) if held_out else {}
         (output_dir / "adapter" / "tpf.json").write_text(json.dumps(measured | {"svd_error": errors}, indent=1))
