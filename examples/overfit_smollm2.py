@@ -50,6 +50,12 @@ def recipe(args) -> list[str]:
     ]  # fmt: skip
 
 
+def round_tokens(log: dict) -> int:
+    """Training tokens of one round: tokens per pass over its examples times the passes (the trainer's epochs)."""
+    epochs = max(entry["epoch"] for entry in log["log_history"] if "epoch" in entry)
+    return round(log["tokens_seen"] * log["examples"] / log["examples_seen"] * epochs)
+
+
 def table(output_dir: Path, arms) -> str:
     rows = []
     for arm in arms:
@@ -63,7 +69,7 @@ def table(output_dir: Path, arms) -> str:
             measured = json.loads(path.read_text())
             log = output_dir / arm / f"round_{r}" / "train" / "train_log.json"
             if log.exists():
-                tokens += sum(json.loads(line)["tokens_seen"] for line in log.open())
+                tokens += sum(round_tokens(json.loads(line)) for line in log.open())
             rows.append({"arm": arm, "round": r, TPF: measured["tpf"], TOKENS: tokens,
                          KEPT: answer_agreement(measured["answers"], base["answers"])})
             r += 1

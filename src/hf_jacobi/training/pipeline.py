@@ -418,9 +418,8 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             trainer.train(resume_from_checkpoint=resume or None)
             lengths = [len(p) + len(c) + len(b) * state_length for p, c, b in
                        zip(train_dataset["prompt_ids"], train_dataset["clean_ids"], train_dataset["noisy_starts"])]
-            seen = min(trainer.state.global_step * args.per_device_train_batch_size
-                       * args.gradient_accumulation_steps * max(args.world_size, 1),
-                       math.ceil(len(lengths) * args.num_train_epochs))  # repeats count with more than one epoch
+            # the trainer's epoch count (fractional), so repeats count, with more epochs or with --max_steps
+            seen = round(trainer.state.epoch * len(lengths))
             log = {"seconds": time.perf_counter() - started, "global_step": trainer.state.global_step,
                    "examples": len(train_dataset), "examples_seen": seen,
                    "tokens_seen": int(sum(lengths) * seen / len(lengths)), "log_history": trainer.state.log_history}
