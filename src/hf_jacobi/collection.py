@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .generation import JacobiDraft
 from .generation.candidates import DraftStep
-from .generation.configuration_jacobi import check_draft_init, max_positions
+from .generation.configuration_jacobi import check_draft_carry, check_draft_init, max_positions
 from .generation.generate import generate as jacobi_generate
 from .generation.verification import Verification, accept_length
 from .loading import chat_prompt
@@ -53,6 +53,7 @@ class CollectConfig:
     max_new_tokens: int = 256
     batch_size: int = 4
     draft_init: str | int = "prompt"  # "prompt", "repeat" or a token id (see JacobiConfig)
+    draft_carry: str = "all"  # "all" or "clean" (see JacobiConfig)
     seed: int = 0
     generate_block_size: int | None = None  # block size of phase 1 (default: block_size)
     model_name: str = ""
@@ -74,6 +75,7 @@ class CollectConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"CollectConfig.seed must be an integer, got {self.seed!r}.")  # noqa: TRY004
         self.draft_init = check_draft_init(self.draft_init, "CollectConfig.draft_init")
+        check_draft_carry(self.draft_carry, self.draft_init, "CollectConfig.draft_carry")
         if self.states not in ("trajectory", "decoding"):
             raise ValueError(f"CollectConfig.states must be 'trajectory' or 'decoding', got {self.states!r}.")
 
@@ -209,7 +211,8 @@ def decoding_states(model, tokenizer, batch, config: CollectConfig, seed: int) -
     try:
         sequences = jacobi_generate(
             model, **batch, do_sample=False, max_new_tokens=config.max_new_tokens, block_size=n,
-            draft_init=config.draft_init, draft_seed=seed, pad_token_id=tokenizer.pad_token_id,
+            draft_init=config.draft_init, draft_carry=config.draft_carry, draft_seed=seed,
+            pad_token_id=tokenizer.pad_token_id,
         )
     finally:
         handle.remove()
@@ -267,7 +270,7 @@ def forced_decoding_states(model, batch, answers: list[list[int]], config: Colle
     for r, answer in enumerate(answers):
         target[r, : len(answer)] = torch.tensor(answer, dtype=torch.long)
     lengths = torch.tensor([len(a) for a in answers], device=device)
-    draft = JacobiDraft(input_ids, prompt_mask, n, config.draft_init, seed)
+    draft = JacobiDraft(input_ids, prompt_mask, n, config.draft_init, seed, config.draft_carry)
     cache = DynamicCache()
     model(input_ids=input_ids, attention_mask=prompt_mask, position_ids=(prompt_mask.long().cumsum(-1) - 1).clamp(min=0),
           cache=cache, use_cache=True)

@@ -123,15 +123,15 @@ def test_decoding_states_are_what_the_decoder_fed(tmp_path, tokenizer, family):
 
 @require_smollm2
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
-@pytest.mark.parametrize("draft_init", ["prompt", 7])
-def test_forced_states_along_own_answers_are_the_decoding_states(tokenizer, family, draft_init):
+@pytest.mark.parametrize("draft_init, carry", [("prompt", "all"), (7, "all"), (7, "clean")])
+def test_forced_states_along_own_answers_are_the_decoding_states(tokenizer, family, draft_init, carry):
     """Forcing the decoder along the model's own greedy answers replays the real decoder: the same states, offsets
     and answers as `decoding_states` (which hooks the real loop), for a batch of prompts of different lengths; with a
     fixed filler token the first state of every row is that token after the first answer token."""
     model = wide_model(tokenizer, family)
     tokenizer.padding_side = "left"
     batch = tokenizer([chat_prompt(tokenizer, p) for p in PROMPTS], return_tensors="pt", padding=True)
-    config = CollectConfig(block_size=4, max_new_tokens=20, states="decoding", draft_init=draft_init)
+    config = CollectConfig(block_size=4, max_new_tokens=20, states="decoding", draft_init=draft_init, draft_carry=carry)
     real = decoding_states(model, tokenizer, batch, config, seed=3)
     forced = forced_decoding_states(model, batch, [r["clean_ids"] for r in real], config, seed=3)
     assert forced == real
@@ -178,6 +178,7 @@ def test_teacher_answers_with_student_states(tmp_path, tokenizer):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"block_size": 0}, "block_size"), ({"batch_size": -1}, "batch_size"), ({"draft_init": "foo"}, "draft_init"), ({"draft_init": -3}, "token id"),
+    ({"draft_carry": "clean"}, "needs a token id"),
     ({"states": "all"}, "states"), ({"max_states": 0}, "max_states"), ({"max_states": 2.5}, "max_states"),
     ({"block_size": 2.5}, "block_size"), ({"batch_size": True}, "batch_size"), ({"generate_block_size": 0}, "generate_block_size"),
     ({"seed": 1.5}, "seed"),

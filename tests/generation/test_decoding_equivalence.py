@@ -32,13 +32,16 @@ def test_greedy_identity(tiny_model_factory, family, batch):
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_greedy_identity_fixed_filler(tiny_model_factory, family):
     """A fixed filler token (`draft_init=<token id>`, what a model trained on that filler decodes with) changes only
-    the drafts: the output stays greedy's, also given as a string of digits (command lines, JSON)."""
+    the drafts: the output stays greedy's, also given as a string of digits (command lines, JSON), and with the clean
+    carry (predictions made after a wrong draft token become filler)."""
     model = tiny_model_factory(family)
     inputs = generation_inputs(3)
     reference = _greedy(model, inputs)
     for block_size, filler in ((3, 5), (8, "0"), (32, 7)):
-        out = _greedy(model, inputs, generation_mode="jacobi", block_size=block_size, draft_init=filler)
-        torch.testing.assert_close(out, reference, rtol=0, atol=0, msg=f"{family} block_size={block_size}")
+        for carry in ("all", "clean"):
+            out = _greedy(model, inputs, generation_mode="jacobi", block_size=block_size, draft_init=filler,
+                          draft_carry=carry)
+            torch.testing.assert_close(out, reference, rtol=0, atol=0, msg=f"{family} n={block_size} {carry}")
 
 
 @pytest.mark.parametrize("batch", [1, 3])

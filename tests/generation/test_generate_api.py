@@ -207,6 +207,8 @@ def test_custom_generate_directory_without_package(llama, tmp_path):
         (dict(draft_init="zeros"), "draft_init"),
         (dict(draft_init=-1), "token id"),
         (dict(draft_init=2.0), "draft_init"),
+        (dict(draft_carry="clean"), "needs a token id"),
+        (dict(draft_init=3, draft_carry="some"), "draft_carry"),
         (dict(output_attentions=True), "attentions"),
         (dict(generation_mode="medusa"), "generation_mode"),
         (dict(prompt_lookup_num_tokens=3), "prompt lookup"),

@@ -150,6 +150,21 @@ def _verified(block, predictions, num_accepted=1):
     return generation.Verification(block, predictions, accepted, chosen, num_accepted)
 
 
+def test_clean_carry_unit():
+    """`carry="clean"` keeps a prediction only if every draft token up to it was accepted or filler (9)."""
+    draft = sources.JacobiDraft(torch.tensor([[3, 4]]), None, 6, 9, 0, carry="clean")
+    # row 0: accepted 2 ([1, 2]); 5 is a wrong guess, so the predictions from it on are dropped
+    # row 1: accepted 3 (one more than the shared commit), then only filler fed: the predictions after it were made from exact tokens and filler
+    block = [[1, 2, 5, 9, 9, 9], [1, 2, 3, 9, 9, 9]]
+    verification = _verified(block, [[2, 3, 6, 7, 8, 0], [2, 3, 4, 5, 6, 7]], num_accepted=2)
+    assert verification.accepted[:, 0].tolist() == [2, 3]
+    draft.update_candidate_strategy(_step(block), verification)
+    assert draft.guess.tolist() == [[9, 9, 9, 9], [4, 5, 6, 7]]
+    jacobi = sources.JacobiDraft(torch.tensor([[3, 4]]), None, 6, 9, 0)  # the default carries every prediction
+    jacobi.update_candidate_strategy(_step(block), verification)
+    assert jacobi.guess.tolist() == [[6, 7, 8, 0], [4, 5, 6, 7]]
+
+
 def test_rejection_recycling_unit():
     pool = sources.RejectionRecycling(batch_size=2, pool_size=2)
     block = [[1, 2, 8, 9, 4], [5, 6, 7, 8, 9]]

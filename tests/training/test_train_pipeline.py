@@ -194,10 +194,11 @@ def test_train_command_overfit_diagnostic(setup, tmp_path):
     argv = [a if a != str(setup[0]) else str(out) for a in argv]
     cut = argv.index("--export_rank")
     argv = argv[:cut] + argv[cut + 2:]
-    cli.main(argv + ["--overfit", "--draft_init", "5", "--max_steps", "4"])
+    cli.main(argv + ["--overfit", "--draft_init", "5", "--draft_carry", "clean", "--max_steps", "4"])
     prompts = [json.loads(line)["prompt"] for line in (tmp_path / "prompts.jsonl").open()]
     assert json.loads((out / "round_0" / "data" / "collect_config.json").read_text())["draft_init"] == 5
-    assert GenerationConfig.from_pretrained(out / "round_1" / "train" / "model").draft_init == 5
+    saved = GenerationConfig.from_pretrained(out / "round_1" / "train" / "model")
+    assert (saved.draft_init, saved.draft_carry) == (5, "clean")
     # 4 steps of 2 over 4 examples: each example seen twice, and the log counts both passes
     log = json.loads((out / "round_0" / "train" / "train_log.json").read_text())
     assert log["examples"] == 4 and log["examples_seen"] == 8

@@ -128,9 +128,11 @@ class JacobiDraft(CandidateSource):
     draft row, up to `block_size` tokens (or what an earlier source asked for).
     """
 
-    def __init__(self, prompt_ids, prompt_mask, block_size: int, draft_init: str | int = "prompt", seed: int = 0):
+    def __init__(self, prompt_ids, prompt_mask, block_size: int, draft_init: str | int = "prompt", seed: int = 0,
+                 carry: str = "all"):
         self.block_size = block_size
         self.draft_init = draft_init
+        self.carry = carry
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         self.prompt_ids = prompt_ids
         # Sampling weights over prompt positions; padding is never drawn, except in a row that is all padding.
@@ -167,8 +169,20 @@ class JacobiDraft(CandidateSource):
         return last_tokens[:, None].expand(-1, n_fill)
 
     def update_candidate_strategy(self, step: DraftStep, verification: Verification) -> None:
-        """Keep the predictions past the accepted prefix as the next draft (the Jacobi fixed-point iteration)."""
-        self.guess = verification.tokens[:, verification.num_accepted :]
+        """Keep the predictions past the accepted prefix as the next draft (the Jacobi fixed-point iteration).
+
+        With `carry="clean"` (a token-id filler only), a prediction made after a draft token that was neither
+        accepted nor filler (a wrong or unverified guess) is dropped for the filler: the next draft then holds only
+        predictions made from exact tokens and filler, the states `pack_states(filler_token_id=...)` trains.
+        """
+        start = verification.num_accepted
+        guess = verification.tokens[:, start:]
+        if self.carry == "clean":
+            fed = verification.block[:, start:]
+            position = torch.arange(start, start + fed.shape[1], device=fed.device)
+            guessed = (fed != self.draft_init) & (position >= verification.row_accepted[:, None])
+            guess = guess.masked_fill(guessed.cumsum(-1) > 0, self.draft_init)
+        self.guess = guess
 
 
 class MultiBlockDraft(JacobiDraft):
@@ -199,8 +213,8 @@ class MultiBlockDraft(JacobiDraft):
     """
 
     def __init__(self, prompt_ids, prompt_mask, block_size: int, draft_init: str | int = "prompt", seed: int = 0,
-                 num_blocks: int = 1, spawn_ratio: float = 0.85):
-        super().__init__(prompt_ids, prompt_mask, block_size, draft_init, seed)
+                 num_blocks: int = 1, spawn_ratio: float = 0.85, carry: str = "all"):
+        super().__init__(prompt_ids, prompt_mask, block_size, draft_init, seed, carry)
         self.num_blocks = num_blocks
         self.spawn_ratio = spawn_ratio
         self.spawn = False
@@ -330,7 +344,7 @@ def build_candidate_sources(config, input_ids: torch.LongTensor, attention_mask=
         sources.append(ContextLookupDraft(config.lookup_ngram, config.lookup_num_tokens))
     sources.append(
         MultiBlockDraft(input_ids, attention_mask, config.block_size, config.draft_init, config.draft_seed,
-                        num_blocks=config.num_blocks, spawn_ratio=config.spawn_ratio)
+                        num_blocks=config.num_blocks, spawn_ratio=config.spawn_ratio, carry=config.draft_carry)
     )
     if config.pool_size:
         sources.append(RejectionRecycling(input_ids.shape[0], config.pool_size))

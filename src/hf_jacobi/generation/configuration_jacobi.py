@@ -9,6 +9,7 @@ from transformers import GenerationConfig
 
 LOOKUP_MODES = ("row", "draft")
 DRAFT_INITS = ("prompt", "repeat")
+DRAFT_CARRIES = ("all", "clean")
 
 
 def _is_int(value) -> bool:
@@ -26,6 +27,16 @@ def check_draft_init(value, owner: str = "`draft_init`"):
         f"{owner} must be one of {DRAFT_INITS} or a token id (an int >= 0: that token at every undrafted position, "
         f"a fixed filler a model can be trained to read as 'not known yet'), got {value!r}."
     )
+
+
+def check_draft_carry(carry, draft_init, owner: str = "`draft_carry`") -> None:
+    if carry not in DRAFT_CARRIES:
+        raise ValueError(f"{owner} must be one of {DRAFT_CARRIES}, got {carry!r}.")
+    if carry == "clean" and not _is_int(draft_init):
+        raise ValueError(
+            f"{owner}='clean' replaces predictions by the filler token: it needs a token id as draft_init (e.g. a "
+            f"rarely used special token), got draft_init={draft_init!r}."
+        )
 
 
 def check_auto_compatible(num_blocks, pool_size, lookup_ngram=0) -> None:
@@ -50,6 +61,9 @@ class JacobiConfig:
             from the prompt, the paper's choice), `"repeat"` (the last token), or a token id (that token everywhere: a
             fixed filler, so the states a model is trained on are the ones its decoder meets, e.g. a rarely used
             special token).
+        draft_carry (`str`): what the next draft keeps of the predictions past the accepted prefix: `"all"` (the Jacobi
+            iteration) or `"clean"` (with a token-id `draft_init` only: the predictions made after a wrong or
+            unverified draft token become filler, so every carried prediction was made from exact tokens and filler).
         draft_seed (`int`): seed of the filler sampler (speed only; greedy output never depends on it).
         num_blocks (`int`): blocks of `n` tokens in flight, `K` (1: plain Jacobi decoding; the paper's multi-block decoding).
         spawn_ratio (`float`): `r` in (0, 1]: a pseudo-active block is spawned once `ceil(r * n)` positions of the
@@ -66,6 +80,7 @@ class JacobiConfig:
 
     block_size: int | str = 16
     draft_init: str | int = "prompt"
+    draft_carry: str = "all"
     draft_seed: int = 0
     num_blocks: int = 1
     spawn_ratio: float = 0.85
@@ -82,6 +97,7 @@ class JacobiConfig:
                 f"`block_size` must be an int >= 1 (tokens decoded in parallel) or 'auto', got {self.block_size!r}."
             )
         self.draft_init = check_draft_init(self.draft_init)
+        check_draft_carry(self.draft_carry, self.draft_init)
         if not _is_int(self.draft_seed):
             raise ValueError(f"`draft_seed` must be an int (seed of the draft filler), got {self.draft_seed!r}.")
         if not _is_int(self.num_blocks) or self.num_blocks < 1:

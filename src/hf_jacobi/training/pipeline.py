@@ -97,6 +97,12 @@ class JacobiTrainScriptArguments:
                           "generation config), and every state a fresh block starts from, [token, filler...], is "
                           "trained at every position of each answer (pack_states(filler_token_id=...))."},
     )
+    draft_carry: str = field(
+        default="all",
+        metadata={"help": "What the decoder's next draft keeps of the predictions past the accepted prefix: all "
+                          "(Jacobi) or clean (with a token-id --draft_init: only predictions made from exact tokens "
+                          "and filler, the fresh-block states trained with that filler).", "choices": ["all", "clean"]},
+    )
     overfit: bool = field(
         default=False,
         metadata={"help": "The overfit diagnostic: every round trains on the same prompts (all of them) and TPF is "
@@ -113,9 +119,10 @@ class JacobiTrainScriptArguments:
         for name in ("max_states", "max_new_tokens", "collect_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}.")
-        from ..generation.configuration_jacobi import check_draft_init
+        from ..generation.configuration_jacobi import check_draft_carry, check_draft_init
 
         self.draft_init = check_draft_init(self.draft_init, "--draft_init")
+        check_draft_carry(self.draft_carry, self.draft_init, "--draft_carry")
         if self.overfit and self.prompts_per_round is not None:
             raise ValueError("--overfit trains every round on all the prompts: drop --prompts_per_round.")
         if self.answers == "base" and self.states != "decoding":
@@ -306,7 +313,8 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     if training_args.ar_target != "hard":
         settings["ar_target"] = training_args.ar_target
     settings["script"].pop("max_minutes")  # a longer or shorter time box may resume
-    for name, default in (("draft_init", "prompt"), ("overfit", False)):  # runs from before these options resume
+    # runs from before these options resume
+    for name, default in (("draft_init", "prompt"), ("draft_carry", "all"), ("overfit", False)):
         if settings["script"][name] == default:
             settings["script"].pop(name)
     config_path = output_dir / "pipeline_config.json"
@@ -335,6 +343,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     model, tokenizer = _load_base(model_args, device)
     if script_args.draft_init != "prompt":  # every copy, and every saved round, decodes with the trained filler
         model.generation_config.draft_init = script_args.draft_init
+        model.generation_config.draft_carry = script_args.draft_carry
         model.generation_config._from_model_config = False  # else loading drops the attribute
     fast_dtype = resolve_dtype(script_args.collect_dtype, device)
     prompts = load_prompts(script_args.prompts) if script_args.prompts else coding_prompts(script_args.coding_prompts)
@@ -375,8 +384,8 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             (round_dir / "tpf_base.json").write_text(json.dumps(base, indent=1))
         # 1. collect the current model's states on this round's prompts
         collect_config = CollectConfig(
-            block_size=n, draft_init=script_args.draft_init, max_new_tokens=script_args.max_new_tokens,
-            batch_size=script_args.collect_batch_size,
+            block_size=n, draft_init=script_args.draft_init, draft_carry=script_args.draft_carry,
+            max_new_tokens=script_args.max_new_tokens, batch_size=script_args.collect_batch_size,
             states=script_args.states if script_args.states == "decoding" else "trajectory",
             max_states=script_args.max_states if script_args.states == "decoding" else None,
             model_name=f"round {r} of {settings['model'] or 'SmolLM2-135M-Instruct'}",
@@ -468,6 +477,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
         errors = export_lora_delta(base, model, output_dir / "adapter", rank=script_args.export_rank)
         adapted = PeftModel.from_pretrained(base, output_dir / "adapter").merge_and_unload().to(fast_dtype).eval()
         adapted.generation_config.draft_init = script_args.draft_init
+        adapted.generation_config.draft_carry = script_args.draft_carry
         measured = measure_tpf(adapted, tokenizer, held_out, script_args.eval_block_size,
                                script_args.eval_max_new_tokens) if held_out else {}
         (output_dir / "adapter" / "tpf.json").write_text(json.dumps(measured | {"svd_error": errors}, indent=1))
