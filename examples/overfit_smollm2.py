@@ -15,6 +15,8 @@ them, and measures TPF at block 16 on the *same* prompts.
 - `fixed_filler`: as `consistency`, with a fixed filler token instead of tokens drawn from the prompt
   (`--draft_init 16`, SmolLM2's unused `<empty_output>`) in collection and decoding. The state a fresh block starts
   from, `[last token, filler, ...]`, is then known without decoding and is trained at every position of each answer.
+- `clean_carry`: as `fixed_filler`, and the decoder drops every prediction made after a wrong draft token for the
+  filler (`--draft_carry clean`), so it only meets states built from exact tokens, its own clean guesses and filler.
 
 Each arm is a resumable `hf-jacobi train` run in `OUTPUT_DIR/<arm>`; rerunning resumes it. The table lists TPF,
 answer agreement with the base model (share of the base answers' tokens reproduced before the first difference) and
@@ -31,7 +33,8 @@ from hf_jacobi.benchmark import markdown_table
 from hf_jacobi.training.pipeline import answer_agreement
 
 # SmolLM2's <empty_output> (id 16), a special token no answer uses, as the fixed filler of the third arm
-ARMS = {"consistency": [], "ar_only": ["--consistency_loss_weight", "0"], "fixed_filler": ["--draft_init", "16"]}
+ARMS = {"consistency": [], "ar_only": ["--consistency_loss_weight", "0"], "fixed_filler": ["--draft_init", "16"],
+        "clean_carry": ["--draft_init", "16", "--draft_carry", "clean"]}
 TPF, KEPT, TOKENS = "TPF (trained prompts)", "base answers kept", "training tokens"
 
 
