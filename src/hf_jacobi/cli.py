@@ -283,7 +283,8 @@ def cmd_collect(args) -> None:
                                         style=args.stdlib_style)
     config = CollectConfig(
         block_size=args.block_size, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-        draft_init=args.draft_init, seed=args.seed, generate_block_size=args.generate_block_size,
+        draft_init=args.draft_init, draft_carry=args.draft_carry, seed=args.seed,
+        generate_block_size=args.generate_block_size,
         model_name=args.model or ("smollm2-jacobi-forcing" if args.jacobi_forcing else "smollm2"),
     )
     model, tokenizer = _load(args)
@@ -419,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--draft-init", default="prompt", metavar="{prompt,repeat,TOKEN_ID}",
                          help="initial draft tokens of each block: sampled from the prompt, the last known "
                          "token repeated, or one fixed token id (e.g. a rarely used special token)")
+    collect.add_argument("--draft-carry", default="all", choices=["all", "clean"],
+                         help="what the next draft keeps of the predictions: all (Jacobi), or clean (with a token-id "
+                         "--draft-init: only predictions made from exact tokens and filler)")
     collect.add_argument("--seed", type=int, default=0, help="seed of the draft sampling (--draft-init prompt)")
     collect.add_argument("--generate-block-size", type=positive_int, default=None,
                          help="block size of the greedy pass (default: --block-size; 1 is fastest for a base model on "
@@ -433,10 +437,11 @@ def check_args(args) -> None:
     """Checks that need several options or the machine, before anything is loaded."""
     _check_device(args.device)
     if getattr(args, "draft_init", None) is not None:
-        from .generation.configuration_jacobi import check_draft_init
+        from .generation.configuration_jacobi import check_draft_carry, check_draft_init
 
         try:
             args.draft_init = check_draft_init(args.draft_init, "--draft-init")
+            check_draft_carry(getattr(args, "draft_carry", "all"), args.draft_init, "--draft-carry")
         except ValueError as error:
             raise UsageError(str(error)) from None
     if getattr(args, "quantize", None):

