@@ -123,9 +123,9 @@ class JacobiDraft(CandidateSource):
     """The Jacobi block: the model's own predictions from the last forward, then filler tokens.
 
     Filler (`draft_init`): `"prompt"` samples tokens uniformly from the row's prompt (the paper's choice), `"repeat"`
-    repeats the last known token, a token id puts that token everywhere. Sampling uses its own seeded generator so runs are reproducible; under greedy
-    decoding the output never depends on the draft, only the speed does. It fills every `UNDRAFTED` position of the
-    draft row, up to `block_size` tokens (or what an earlier source asked for).
+    repeats the last known token, a token id puts that token everywhere. Sampling uses its own seeded generator so
+    runs are reproducible; under greedy decoding the output never depends on the draft, only the speed does. It fills
+    every `UNDRAFTED` position of the draft row, up to `block_size` tokens (or what an earlier source asked for).
     """
 
     def __init__(self, prompt_ids, prompt_mask, block_size: int, draft_init: str | int = "prompt", seed: int = 0,

@@ -30,6 +30,7 @@ def check_draft_init(value, owner: str = "`draft_init`"):
 
 
 def check_draft_carry(carry, draft_init, owner: str = "`draft_carry`") -> None:
+    """`draft_carry` is one of `DRAFT_CARRIES`; "clean" writes the filler back, so it needs a token-id filler."""
     if carry not in DRAFT_CARRIES:
         raise ValueError(f"{owner} must be one of {DRAFT_CARRIES}, got {carry!r}.")
     if carry == "clean" and not _is_int(draft_init):
