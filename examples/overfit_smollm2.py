@@ -54,7 +54,8 @@ def recipe(args) -> list[str]:
 
 
 def round_tokens(log: dict) -> int:
-    """Training tokens of one round: tokens per pass over its examples times the passes (the trainer's epochs)."""
+    """Training tokens of one round: tokens per pass over its examples times the passes (the trainer's epochs).
+    Logs written before 2026-12-06 capped `tokens_seen` at one pass (docs/overfit_cpu/consistency); this reads both."""
     epochs = max(entry["epoch"] for entry in log["log_history"] if "epoch" in entry)
     return round(log["tokens_seen"] * log["examples"] / log["examples_seen"] * epochs)
 

@@ -359,7 +359,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     if limit is not None:  # refuse before any compute, naming the prompt, rather than fail mid-run
         from ..loading import chat_prompt
 
-        for i, prompt in enumerate(prompts[: per_round * (1 if script_args.overfit else script_args.rounds)]):
+        for i, prompt in enumerate(prompts[: per_round * script_args.rounds]):  # --overfit: all of them
             length = len(tokenizer(chat_prompt(tokenizer, prompt)).input_ids) + script_args.max_new_tokens
             if length > limit:
                 raise ValueError(f"Prompt {i} needs {length} positions with --max_new_tokens "
