@@ -59,6 +59,8 @@ class CollectConfig:
     model_name: str = ""
     # "trajectory": every block's Jacobi iterates (the paper's trajectories). "decoding": the drafts the sliding-block decoder
     # itself feeds (on-policy states, written in the state layout); at most `max_states` per prompt, drawn evenly.
+    # "answers": only the greedy answers, in the state layout with no states (a fixed filler's fresh-block states are
+    # added by `pack_states(filler_token_id=...)`): plain batched `generate`, no Jacobi decoding.
     states: str = "trajectory"
     max_states: int | None = None
 
@@ -76,8 +78,10 @@ class CollectConfig:
             raise ValueError(f"CollectConfig.seed must be an integer, got {self.seed!r}.")  # noqa: TRY004
         self.draft_init = check_draft_init(self.draft_init, "CollectConfig.draft_init")
         check_draft_carry(self.draft_carry, self.draft_init, "CollectConfig.draft_carry")
-        if self.states not in ("trajectory", "decoding"):
-            raise ValueError(f"CollectConfig.states must be 'trajectory' or 'decoding', got {self.states!r}.")
+        if self.states not in ("trajectory", "decoding", "answers"):
+            raise ValueError(
+                f"CollectConfig.states must be 'trajectory', 'decoding' or 'answers', got {self.states!r}."
+            )
 
 
 def load_prompts(source) -> list[str]:
@@ -621,14 +625,16 @@ def collect_trajectories(
     Args:
         prompts: anything `load_prompts` takes.
         max_chunks: stop after this many new chunks (for time-boxed runs; rerun to continue).
-        teacher (`PreTrainedModel`, *optional*): with `config.states="decoding"`, the clean continuations are this
-            model's greedy answers (e.g. the base model, to anchor the targets across on-policy rounds) and the states
-            are those `model`'s decoder would feed along them (`forced_decoding_states`).
+        teacher (`PreTrainedModel`, *optional*): with `config.states="decoding"` or `"answers"`, the clean
+            continuations are this model's greedy answers (e.g. the base model, to anchor the targets across on-policy
+            rounds); with "decoding" the states are those `model`'s decoder would feed along them
+            (`forced_decoding_states`).
 
     Returns:
         `datasets.Dataset` with `prompt_index`, `prompt`, `prompt_ids`, `block_size`, and `trajectory` (blocks x
         iterates x tokens, last iterate = fixed point) or, with `config.states="decoding"`, `clean_ids`,
-        `noisy_starts`, `noisy_blocks` (see `decoding_states`); also saved to `output_dir/dataset`.
+        `noisy_starts`, `noisy_blocks` (see `decoding_states`; empty with "answers"); also saved to
+        `output_dir/dataset`.
 
     Safety of the folder:
 
@@ -656,8 +662,9 @@ def collect_trajectories(
         "num_prompts": len(prompts), "prompts_sha256": _prompts_hash(prompts), "model_fingerprint": model_fingerprint(model),
     }
     if teacher is not None:
-        if config.states != "decoding":
-            raise ValueError("A teacher gives the answers of decoding states: pass CollectConfig(states='decoding').")
+        if config.states == "trajectory":
+            raise ValueError("A teacher gives the answers of decoding states or plain answers: pass "
+                             "CollectConfig(states='decoding') or CollectConfig(states='answers').")
         settings["teacher_fingerprint"] = model_fingerprint(teacher)
     output_dir.mkdir(parents=True, exist_ok=True)
     with _FolderLock(output_dir):
@@ -700,7 +707,14 @@ def _collect(model, tokenizer, prompts, texts, output_dir, config, settings, max
             if max_chunks is not None and new_chunks >= max_chunks:
                 break
             batch = tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True).to(model.device)
-            if config.states == "decoding" and teacher is not None:
+            if config.states == "answers":
+                answers = (teacher or model).generate(**batch, do_sample=False, max_new_tokens=config.max_new_tokens,
+                                                      pad_token_id=tokenizer.pad_token_id)
+                answer_eos = teacher_eos if teacher is not None else _eos_set(model)
+                fields = [{"clean_ids": _cut_at_eos(a, answer_eos), "noisy_starts": [], "noisy_blocks": []}
+                          for a in answers[:, batch["input_ids"].shape[1]:].tolist()]
+                new_tokens += sum(len(f["clean_ids"]) for f in fields)
+            elif config.states == "decoding" and teacher is not None:
                 answers = teacher.generate(**batch, do_sample=False, max_new_tokens=config.max_new_tokens,
                                            pad_token_id=tokenizer.pad_token_id)[:, batch["input_ids"].shape[1]:]
                 answers = [_cut_at_eos(a, teacher_eos) for a in answers.tolist()]

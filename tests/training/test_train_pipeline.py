@@ -213,3 +213,31 @@ def test_train_command_overfit_diagnostic(setup, tmp_path):
         cli.main(argv + ["--overfit", "--prompts_per_round", "2"])
     with pytest.raises(SystemExit, match="token id"):
         cli.main(argv + ["--draft_init", "filler"])
+
+
+def test_train_command_fresh_states(setup, tmp_path):
+    """`--states fresh`: collection keeps only the greedy answers (plain `generate`, no states), and training sees the
+    fresh-block states `[c_p, filler...]` that `pack_states(filler_token_id=...)` adds along them. Without a token-id
+    filler there is no such state: refused."""
+    import torch
+    import transformers
+
+    out = tmp_path / "fresh"
+    argv = [a if a != str(setup[0]) else str(out) for a in setup[1]]
+    cut = argv.index("--export_rank")
+    argv = argv[:cut] + argv[cut + 2:]
+    with pytest.raises(SystemExit, match="token id"):
+        cli.main(argv + ["--overfit", "--states", "fresh"])
+    cli.main(argv + ["--overfit", "--rounds", "1", "--states", "fresh", "--draft_init", "5", "--draft_carry", "clean",
+                     "--max_states", "3"])
+    base = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "model").eval()
+    records = [json.loads(line) for line in (out / "round_0" / "data" / "trajectories.jsonl").open()]
+    assert len(records) == 4
+    for record in records:
+        assert record["noisy_starts"] == [] and record["noisy_blocks"] == []
+        ids = torch.tensor([record["prompt_ids"]])
+        greedy = base.generate(ids, do_sample=False, max_new_tokens=16, pad_token_id=0)[0, ids.shape[1]:].tolist()
+        assert record["clean_ids"] == greedy[: len(record["clean_ids"])] and len(record["clean_ids"]) >= 1
+    log = json.loads((out / "round_0" / "train" / "train_log.json").read_text())
+    assert log["examples"] >= 1  # records with answers of at least one block give fresh states to train on
+    assert json.loads((out / "round_0" / "tpf.json").read_text())["prompts"] == 4

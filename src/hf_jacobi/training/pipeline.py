@@ -54,8 +54,10 @@ class JacobiTrainScriptArguments:
     )
     states: str = field(
         default="decoding",
-        metadata={"help": "Noisy states to train on: the decoder's own drafts, or every Jacobi iterate per block.",
-                  "choices": ["decoding", "trajectory"]},
+        metadata={"help": "Noisy states to train on: the decoder's own drafts, every Jacobi iterate per block, or only "
+                          "the fresh-block states [token, filler...] of a token-id --draft_init at every position of "
+                          "the greedy answers (fresh: collection is plain batched generate, no Jacobi decoding).",
+                  "choices": ["decoding", "trajectory", "fresh"]},
     )
     max_states: int = field(default=48, metadata={"help": "Most noisy states per prompt (drawn evenly)."})
     answers: str = field(
@@ -125,8 +127,12 @@ class JacobiTrainScriptArguments:
         check_draft_carry(self.draft_carry, self.draft_init, "--draft_carry")
         if self.overfit and self.prompts_per_round is not None:
             raise ValueError("--overfit trains every round on all the prompts: drop --prompts_per_round.")
-        if self.answers == "base" and self.states != "decoding":
-            raise ValueError("--answers base keeps the base answers of decoding states: use it with --states decoding.")
+        if self.answers == "base" and self.states == "trajectory":
+            raise ValueError("--answers base keeps the base answers of decoding or fresh states: use it with --states "
+                             "decoding or fresh.")
+        if self.states == "fresh" and not isinstance(self.draft_init, int):
+            raise ValueError("--states fresh trains the states a fixed filler starts each block from: pass a token id "
+                             f"as --draft_init (e.g. an unused special token), not {self.draft_init!r}.")
 
     def block_size(self, round_index: int) -> int:
         return self.round_block_sizes[min(round_index, len(self.round_block_sizes) - 1)]
@@ -386,7 +392,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
         collect_config = CollectConfig(
             block_size=n, draft_init=script_args.draft_init, draft_carry=script_args.draft_carry,
             max_new_tokens=script_args.max_new_tokens, batch_size=script_args.collect_batch_size,
-            states=script_args.states if script_args.states == "decoding" else "trajectory",
+            states={"decoding": "decoding", "trajectory": "trajectory", "fresh": "answers"}[script_args.states],
             max_states=script_args.max_states if script_args.states == "decoding" else None,
             model_name=f"round {r} of {settings['model'] or 'SmolLM2-135M-Instruct'}",
         )
