@@ -8,7 +8,14 @@ The states are collected once (base SmolLM2, block 16, first `--prompts` HumanEv
 model, every state the decoder feeds) into `--states-dir` and reused. For every model the table gives, per offset `k`
 from a state's first wrong token, how often the argmax is the clean next token (`accuracy_by_offset`); the next
 forward accepts about `1 + a_0 + a_0 a_1 + ...` tokens, so that sum (over the offsets measured) is the TPF these
-predictions allow. HumanEval is an evaluation set: nothing here trains on it.
+predictions allow; `run TPF` is the same without assuming the offsets independent (`1 + sum_k run_accuracy_k`: the
+share of states right at every offset up to `k`). HumanEval is an evaluation set: nothing here trains on it.
+
+With `--filler ID` the states are instead the fresh-block states of a fixed filler, `[c_p, ID, ..., ID]` at every
+position `p` of the base model's greedy answers (`pack_states(filler_token_id=ID)`; the answers come from plain
+`generate`, `CollectConfig(states="answers")`): what `--states fresh` trains, and what the `draft_carry="clean"`
+decoder starts each block from. Their run TPF is the tokens per forward of a decoder whose every forward drafts from
+such a state; the clean carry spends about every other forward on one (`(1 + run TPF) / 2` per forward).
 """
 
 import argparse
@@ -40,29 +47,36 @@ def main(argv=None):
     parser.add_argument("--block-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--offsets", type=int, default=6, help="offsets shown in the table")
-    parser.add_argument("--states-dir", type=Path, default=Path("runs/heldout_states"))
+    parser.add_argument("--states-dir", type=Path, help="default: runs/heldout_states (runs/heldout_answers with --filler)")
+    parser.add_argument("--filler", type=int, help="fresh-block states of this filler token instead of decoder states")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="of the scored models")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     base, tokenizer = load_model(dtype="float32")
+    args.states_dir = args.states_dir or Path("runs/heldout_answers" if args.filler is not None else "runs/heldout_states")
     config = CollectConfig(block_size=args.block_size, max_new_tokens=args.max_new_tokens, batch_size=8,
-                           states="decoding", model_name="SmolLM2-135M-Instruct (base)")
+                           states="decoding" if args.filler is None else "answers",
+                           model_name="SmolLM2-135M-Instruct (base)")
     records = collect_trajectories(base, tokenizer, _eval_prompts(args.prompts), args.states_dir, config)
-    examples = pack_states(records, args.block_size, eos_token_id=tokenizer.eos_token_id, trim_loops=True)
+    examples = pack_states(records, args.block_size, eos_token_id=tokenizer.eos_token_id, trim_loops=True,
+                           filler_token_id=args.filler)
     examples = [examples[i] for i in range(len(examples))]
     results = {}
     for name in ["base", *args.models]:
         model = base if name == "base" else AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
-        rows = accuracy_by_offset(model.eval(), examples, tokenizer.pad_token_id, tokenizer.eos_token_id)
-        results[name] = {"offsets": rows, "implied_tpf": implied_tpf(rows)}
-        print(f"{name}: implied TPF {results[name]['implied_tpf']:.3f}", flush=True)
+        model = model.to(getattr(torch, args.dtype)).eval()
+        rows = accuracy_by_offset(model, examples, tokenizer.pad_token_id, tokenizer.eos_token_id)
+        run_tpf = 1 + sum(row["run_accuracy"] for row in rows)
+        results[name] = {"offsets": rows, "implied_tpf": implied_tpf(rows), "run_tpf": run_tpf}
+        print(f"{name}: implied TPF {results[name]['implied_tpf']:.3f}, run TPF {run_tpf:.3f}", flush=True)
     shown = range(args.offsets)
-    print("| model | " + " | ".join(f"k={k}" for k in shown) + " | implied TPF |")
-    print("|---|" + "---|" * len(shown) + "---|")
+    print("| model | " + " | ".join(f"k={k}" for k in shown) + " | implied TPF | run TPF |")
+    print("|---|" + "---|" * len(shown) + "---|---|")
     for name, result in results.items():
         by_k = {row["offset"]: row for row in result["offsets"]}
         cells = [f"{by_k[k]['accuracy']:.3f} ({by_k[k]['cross_entropy']:.1f})" if k in by_k else "-" for k in shown]
-        print(f"| {name} | " + " | ".join(cells) + f" | {result['implied_tpf']:.3f} |")
+        print(f"| {name} | " + " | ".join(cells) + f" | {result['implied_tpf']:.3f} | {result['run_tpf']:.3f} |")
     if args.output:
         args.output.write_text(json.dumps({"settings": vars(args) | {"states_dir": str(args.states_dir),
                                                                        "output": str(args.output)},

@@ -32,16 +32,16 @@ def test_greedy_identity(tiny_model_factory, family, batch):
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_greedy_identity_fixed_filler(tiny_model_factory, family):
     """A fixed filler token (`draft_init=<token id>`, what a model trained on that filler decodes with) changes only
-    the drafts: the output stays greedy's, also given as a string of digits (command lines, JSON), and with the clean
-    carry (predictions made after a wrong draft token become filler)."""
+    the drafts: the output stays greedy's, also given as a string of digits (command lines, JSON), with the clean
+    carry (predictions made after a wrong draft token become filler), and with fresh-tail rows beside the draft."""
     model = tiny_model_factory(family)
     inputs = generation_inputs(3)
     reference = _greedy(model, inputs)
     for block_size, filler in ((3, 5), (8, "0"), (32, 7)):
-        for carry in ("all", "clean"):
+        for carry, rows in (("all", 0), ("clean", 0), ("clean", 3)):
             out = _greedy(model, inputs, generation_mode="jacobi", block_size=block_size, draft_init=filler,
-                          draft_carry=carry)
-            torch.testing.assert_close(out, reference, rtol=0, atol=0, msg=f"{family} n={block_size} {carry}")
+                          draft_carry=carry, fresh_rows=rows)
+            torch.testing.assert_close(out, reference, rtol=0, atol=0, msg=f"{family} n={block_size} {carry} {rows}")
 
 
 @pytest.mark.parametrize("batch", [1, 3])

@@ -165,6 +165,31 @@ def test_clean_carry_unit():
     assert jacobi.guess.tolist() == [[6, 7, 8, 0], [4, 5, 6, 7]]
 
 
+def test_fresh_tail_rows_unit():
+    """`FreshTailRows` adds `[last, g_1..g_j, filler...]` for `j < num_rows` (not for finished sequences, no duplicate
+    of the draft); the clean carry then takes its predictions from the row whose filler starts where the accepted
+    prefix ends, also when the draft row accepted as much and was kept."""
+    rows = sources.FreshTailRows(filler=9, num_rows=3)
+    candidates = rows.get_candidates(_step([[1, 2, 3, 4], [5, 9, 9, 9]], unfinished=[True, True]))
+    assert candidates.tolist() == [
+        [[1, 2, 3, 4], [1, 9, 9, 9], [1, 2, 9, 9], [1, 2, 3, 9]],
+        [[5, 9, 9, 9], [5, 9, 9, 9], [5, 9, 9, 9], [5, 9, 9, 9]],  # an all-filler draft: nothing to add (padding rows)
+    ]
+    assert rows.get_candidates(_step([[1, 2, 3]], unfinished=[False])).tolist() == [[[1, 2, 3]]]
+    # one sequence; the right tokens are 1, 2, 7, ...: every row with the guess 2 accepts 2 tokens, the draft is kept
+    block = torch.tensor([[[1, 2, 3, 4], [1, 9, 9, 9], [1, 2, 9, 9], [1, 2, 3, 9]]])
+    predictions = torch.tensor([[[2, 7, 0, 0], [2, 5, 6, 8], [2, 7, 4, 5], [2, 7, 1, 1]]])
+    accepted = generation.accept_length(block[0], predictions[0])[None]
+    assert accepted.tolist() == [[2, 1, 2, 2]]
+    verification = generation.Verification(block, predictions, accepted, torch.tensor([0]), num_accepted=2)
+    draft = sources.JacobiDraft(torch.tensor([[3, 4]]), None, 4, 9, 0, carry="clean")
+    draft.update_candidate_strategy(_step(block.tolist()), verification)
+    assert draft.guess.tolist() == [[4, 5]]  # row 2's predictions past the prefix, made from 1, 2 and filler
+    # without the extra rows the draft's predictions after the wrong guess 3 are dropped
+    draft.update_candidate_strategy(_step(block[:, 0].tolist()), _verified(block[:, 0].tolist(), predictions[:, 0].tolist(), 2))
+    assert draft.guess.tolist() == [[9, 9]]
+
+
 def test_rejection_recycling_unit():
     pool = sources.RejectionRecycling(batch_size=2, pool_size=2)
     block = [[1, 2, 8, 9, 4], [5, 6, 7, 8, 9]]

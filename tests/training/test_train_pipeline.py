@@ -162,6 +162,20 @@ def test_accuracy_by_offset_counts_from_the_first_wrong_token():
     # state 0 is first wrong at its offset 1 (offsets 0, 1 follow), state 1 at its offset 0 (0, 1, 2)
     assert [r["offset"] for r in rows] == [0, 1, 2]
     assert [r["positions"] for r in rows] == [2, 2, 1] and all(r["accuracy"] == 1.0 for r in rows)
+    assert all(r["run_accuracy"] == 1.0 for r in rows)
+
+    class OffByOne(Oracle):
+        """Wrong wherever the predicted clean index is 3 (clean[3] = 8): state 0's offset 1, state 1's offset 0."""
+
+        def forward(self, input_ids, position_ids, attention_mask):
+            out = super().forward(input_ids, position_ids, attention_mask)
+            out.logits[..., 8] = torch.where(position_ids == 4, -1.0, out.logits[..., 8])
+            return out
+
+    rows = accuracy_by_offset(OffByOne(), [example], pad_token_id=0)
+    # state 0 is right at offset 0 only; state 1 is right at offsets 1 and 2 after a miss, which ends its run at 0
+    assert [r["accuracy"] for r in rows] == [0.5, 0.5, 1.0]
+    assert [r["run_accuracy"] for r in rows] == [0.5, 0.0, 0.0]
 
 
 def test_measure_tpf_counts_loops_apart():

@@ -7,7 +7,7 @@ Every source implements the same two methods. Before a forward, `get_candidates(
 acceptance: the loop (`decoding.jacobi_decode`) owns both, so any source is lossless by construction.
 
 Row 0 of every sequence is *the draft*: the Jacobi block, which the loop keeps on ties. Further rows are alternative
-candidates verified in the same forward (recycled n-grams, context lookup). Positions equal to `UNDRAFTED` have not
+candidates verified in the same forward (fresh tails, recycled n-grams, context lookup). Positions equal to `UNDRAFTED` have not
 been filled yet; the Jacobi block source fills them.
 """
 
@@ -173,16 +173,27 @@ class JacobiDraft(CandidateSource):
 
         With `carry="clean"` (a token-id filler only), a prediction made after a draft token that was neither
         accepted nor filler (a wrong or unverified guess) is dropped for the filler: the next draft then holds only
-        predictions made from exact tokens and filler, the states `pack_states(filler_token_id=...)` trains.
+        predictions made from exact tokens and filler, the states `pack_states(filler_token_id=...)` trains. Every
+        row that accepted the committed tokens fed them alike, so the predictions are carried from the one with the
+        most clean predictions past them (the kept row on ties): with `FreshTailRows`, the row whose filler starts
+        where the accepted prefix ends.
         """
         start = verification.num_accepted
-        guess = verification.tokens[:, start:]
-        if self.carry == "clean":
-            fed = verification.block[:, start:]
-            position = torch.arange(start, start + fed.shape[1], device=fed.device)
-            guessed = (fed != self.draft_init) & (position >= verification.row_accepted[:, None])
-            guess = guess.masked_fill(guessed.cumsum(-1) > 0, self.draft_init)
-        self.guess = guess
+        if self.carry != "clean":
+            self.guess = verification.tokens[:, start:]
+            return
+        fed, accepted = verification.candidates, verification.accepted  # (batch, rows, length), (batch, rows)
+        position = torch.arange(fed.shape[-1], device=fed.device)
+        guessed = (fed != self.draft_init) & (position >= accepted[..., None])
+        clean = (guessed.cumsum(-1) == 0)[..., start:]
+        rows = torch.arange(fed.shape[1], device=fed.device)
+        score = 2 * clean.sum(-1) + (rows == verification.chosen[:, None])
+        best = score.masked_fill(accepted < start, -1).argmax(-1)
+        # finished sequences (fewer accepted than the shared commit) keep their own row
+        best = torch.where(accepted.gather(1, best[:, None])[:, 0] >= start, best, verification.chosen)
+        batch = torch.arange(fed.shape[0], device=fed.device)
+        guess = verification.predictions[batch, best, start:]
+        self.guess = guess.masked_fill(~clean[batch, best], self.draft_init)
 
 
 class MultiBlockDraft(JacobiDraft):
@@ -244,6 +255,24 @@ class MultiBlockDraft(JacobiDraft):
         if step.unfinished.any():
             settled = settled[step.unfinished]
         self.spawn = int(settled.min()) >= math.ceil(self.spawn_ratio * n)
+
+
+class FreshTailRows(CandidateSource):
+    """Rows that verify only the first `j` guesses of the draft (`j = 0 .. num_rows - 1`) and feed the filler after
+    them: `[last token, g_1, ..., g_j, filler, ...]`. Whatever prefix of the guesses is right, one row's filler starts
+    right behind it, so its predictions there are made from exact tokens and filler: the fresh-block state that
+    `--states fresh` trains. The clean carry takes them (`JacobiDraft`), and the next forward verifies new guesses
+    instead of spending a filler-only forward after each rejection. Costs `num_rows` more rows per forward."""
+
+    def __init__(self, filler: int, num_rows: int):
+        self.filler = filler
+        self.num_rows = num_rows
+
+    def get_candidates(self, step: DraftStep) -> torch.LongTensor:
+        drafts, length = step.candidates[:, 0].tolist(), step.length
+        rows = [[draft[: 1 + j] + [self.filler] * (length - 1 - j) for j in range(min(self.num_rows, length - 1))]
+                if keep else [] for draft, keep in zip(drafts, step.unfinished.tolist())]
+        return add_rows(step.candidates, rows)  # rows equal to the draft (e.g. an all-filler draft) are skipped
 
 
 class ContextLookupDraft(CandidateSource):
@@ -338,7 +367,7 @@ class RejectionRecycling(CandidateSource):
 
 def build_candidate_sources(config, input_ids: torch.LongTensor, attention_mask=None) -> list[CandidateSource]:
     """The draft sources for `config` (a `JacobiConfig`), in the order they draft: lookup in the draft, the Jacobi
-    block, recycled rows, lookup rows. Like transformers' `_get_candidate_generator`."""
+    block, fresh-tail rows, recycled rows, lookup rows. Like transformers' `_get_candidate_generator`."""
     sources: list[CandidateSource] = []
     if config.lookup_ngram and config.lookup_mode == "draft":
         sources.append(ContextLookupDraft(config.lookup_ngram, config.lookup_num_tokens))
@@ -346,6 +375,8 @@ def build_candidate_sources(config, input_ids: torch.LongTensor, attention_mask=
         MultiBlockDraft(input_ids, attention_mask, config.block_size, config.draft_init, config.draft_seed,
                         num_blocks=config.num_blocks, spawn_ratio=config.spawn_ratio, carry=config.draft_carry)
     )
+    if config.fresh_rows:
+        sources.append(FreshTailRows(config.draft_init, config.fresh_rows))
     if config.pool_size:
         sources.append(RejectionRecycling(input_ids.shape[0], config.pool_size))
     if config.lookup_ngram and config.lookup_mode == "row":

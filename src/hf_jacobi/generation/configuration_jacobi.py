@@ -40,13 +40,13 @@ def check_draft_carry(carry, draft_init, owner: str = "`draft_carry`") -> None:
         )
 
 
-def check_auto_compatible(num_blocks, pool_size, lookup_ngram=0) -> None:
+def check_auto_compatible(num_blocks, pool_size, lookup_ngram=0, fresh_rows=0) -> None:
     """`block_size="auto"` models the cost of one block per sequence: refuse the options that add rows or blocks."""
-    if num_blocks != 1 or pool_size != 0 or lookup_ngram != 0:
+    if num_blocks != 1 or pool_size != 0 or lookup_ngram != 0 or fresh_rows != 0:
         raise ValueError(
             "`block_size='auto'` chooses the block size from forward timings of one block per sequence; it cannot "
-            f"be combined with num_blocks={num_blocks!r}, pool_size={pool_size!r} or lookup_ngram={lookup_ngram!r}. "
-            "Pass an int block_size with them, or drop them with 'auto'."
+            f"be combined with num_blocks={num_blocks!r}, pool_size={pool_size!r}, lookup_ngram={lookup_ngram!r} or "
+            f"fresh_rows={fresh_rows!r}. Pass an int block_size with them, or drop them with 'auto'."
         )
 
 
@@ -65,6 +65,10 @@ class JacobiConfig:
         draft_carry (`str`): what the next draft keeps of the predictions past the accepted prefix: `"all"` (the Jacobi
             iteration) or `"clean"` (with a token-id `draft_init` only: the predictions made after a wrong or
             unverified draft token become filler, so every carried prediction was made from exact tokens and filler).
+        fresh_rows (`int`): with `draft_carry="clean"`, candidate rows that keep only the first `j` guesses
+            (`j < fresh_rows`) and fill the rest: whatever prefix is accepted, the next draft's guesses come from a
+            row whose filler starts right behind it, without a filler-only forward after a rejection (0: off; each row
+            costs a block per forward).
         draft_seed (`int`): seed of the filler sampler (speed only; greedy output never depends on it).
         num_blocks (`int`): blocks of `n` tokens in flight, `K` (1: plain Jacobi decoding; the paper's multi-block decoding).
         spawn_ratio (`float`): `r` in (0, 1]: a pseudo-active block is spawned once `ceil(r * n)` positions of the
@@ -82,6 +86,7 @@ class JacobiConfig:
     block_size: int | str = 16
     draft_init: str | int = "prompt"
     draft_carry: str = "all"
+    fresh_rows: int = 0
     draft_seed: int = 0
     num_blocks: int = 1
     spawn_ratio: float = 0.85
@@ -92,13 +97,21 @@ class JacobiConfig:
 
     def __post_init__(self):
         if self.block_size == "auto":
-            check_auto_compatible(self.num_blocks, self.pool_size, self.lookup_ngram)
+            check_auto_compatible(self.num_blocks, self.pool_size, self.lookup_ngram, self.fresh_rows)
         elif not _is_int(self.block_size) or self.block_size < 1:
             raise ValueError(
                 f"`block_size` must be an int >= 1 (tokens decoded in parallel) or 'auto', got {self.block_size!r}."
             )
         self.draft_init = check_draft_init(self.draft_init)
         check_draft_carry(self.draft_carry, self.draft_init)
+        if not _is_int(self.fresh_rows) or self.fresh_rows < 0:
+            raise ValueError(f"`fresh_rows` must be an int >= 0 (candidate rows with a filler tail; 0: off), got "
+                             f"{self.fresh_rows!r}.")
+        if self.fresh_rows and self.draft_carry != "clean":
+            raise ValueError(
+                f"`fresh_rows={self.fresh_rows}` feeds filler behind each guess prefix for the clean carry to pick up: "
+                f"pass draft_carry='clean' (with a token-id draft_init), got draft_carry={self.draft_carry!r}."
+            )
         if not _is_int(self.draft_seed):
             raise ValueError(f"`draft_seed` must be an int (seed of the draft filler), got {self.draft_seed!r}.")
         if not _is_int(self.num_blocks) or self.num_blocks < 1:

@@ -116,6 +116,7 @@ def jacobi_decode(
     block_size: int | str | None = None,
     draft_init: str | int | None = None,
     draft_carry: str | None = None,
+    fresh_rows: int | None = None,
     draft_seed: int | None = None,
     num_blocks: int | None = None,
     spawn_ratio: float | None = None,
@@ -155,7 +156,7 @@ def jacobi_decode(
         a `JacobiGenerateOutput`.
     """
     settings = {"block_size": block_size, "draft_init": draft_init, "draft_carry": draft_carry,
-                "draft_seed": draft_seed, "num_blocks": num_blocks,
+                "fresh_rows": fresh_rows, "draft_seed": draft_seed, "num_blocks": num_blocks,
                 "spawn_ratio": spawn_ratio, "pool_size": pool_size, "lookup_ngram": lookup_ngram,
                 "lookup_mode": lookup_mode, "lookup_num_tokens": lookup_num_tokens}
     config = JacobiConfig.from_generation_config(generation_config, jacobi_config, **settings)

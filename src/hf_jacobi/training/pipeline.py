@@ -230,11 +230,13 @@ def accuracy_by_offset(model, examples, pad_token_id: int, eos_token_id=None, ba
     (`pack_states`). The next forward accepts a carried prediction only if those before it were right, so the first
     offsets bound TPF: a model that is right with probability `a_k` at offset `k` accepts about
     `1 + a_0 + a_0 a_1 + ...` tokens per forward. Returns per offset `k`: positions counted, accuracy, mean
-    cross-entropy (nats)."""
+    cross-entropy (nats), and `run_accuracy`: the share of the counted states right at every offset `0..k` (the joint
+    probability behind that product: `1 + sum_k run_accuracy_k` is what the predictions allow without assuming the
+    offsets independent)."""
     from .collator import JacobiForcingCollator
 
     collator = JacobiForcingCollator(pad_token_id=pad_token_id, eos_token_id=eos_token_id)
-    hits, losses, counts = {}, {}, {}
+    hits, losses, counts, runs = {}, {}, {}, {}
     for first in range(0, len(examples), batch_size):
         chunk = [examples[i] for i in range(first, min(first + batch_size, len(examples)))]
         batch = collator(chunk)
@@ -248,18 +250,23 @@ def accuracy_by_offset(model, examples, pad_token_id: int, eos_token_id=None, ba
             clean = list(example["clean_ids"])
             for b, (start, state) in enumerate(zip(example["noisy_starts"], example["noisy_blocks"])):
                 wrong = [i for i in range(n) if state[i] != clean[start + i]]
+                running = True  # every counted offset so far was right
                 for i in range(wrong[0] if wrong else n, n):
                     index = b * n + i
                     if not batch["consistency_mask"][row, index] or labels[row, index] < 0:
+                        running = False
                         continue
                     k = i - wrong[0]
                     target = labels[row, index]
                     row_logits = noisy_logits[row, index]
-                    hits[k] = hits.get(k, 0) + int(row_logits.argmax() == target)
+                    right = int(row_logits.argmax() == target)
+                    running = running and bool(right)
+                    hits[k] = hits.get(k, 0) + right
+                    runs[k] = runs.get(k, 0) + int(running)
                     losses[k] = losses.get(k, 0.0) + float(torch.nn.functional.cross_entropy(row_logits, target))
                     counts[k] = counts.get(k, 0) + 1
-    return [{"offset": k, "positions": counts[k], "accuracy": hits[k] / counts[k], "cross_entropy": losses[k] / counts[k]}
-            for k in sorted(counts)]
+    return [{"offset": k, "positions": counts[k], "accuracy": hits[k] / counts[k], "cross_entropy": losses[k] / counts[k],
+             "run_accuracy": runs[k] / counts[k]} for k in sorted(counts)]
 
 
 def _eval_prompts(count: int) -> list[str]:

@@ -1,0 +1,90 @@
+"""Decoding settings of a fixed-filler model side by side on held-out prompts: the Jacobi carry, the clean carry, and
+the clean carry with fresh-tail rows (`fresh_rows`), against HF greedy, in one process.
+
+    python examples/fresh_rows_eval.py --models runs/fresh/round_0/train/model --fresh-rows 3 7 \\
+        --output runs/fresh/decode_eval.json
+
+Every prompt is decoded by every (model, setting) in turn, so the machine's noise hits them alike: the speedups are
+ratios of summed wall times against HF greedy of the same model, in the same dtype. TPF counts decoding forwards
+(prefill excluded) of `generate(generation_mode="jacobi")`; a fresh-row forward feeds `1 + rows` blocks, so its TPF
+is per forward, not per token fed, and the wall time says what the rows cost. `same` is the share of prompts whose
+answer equals greedy's (bf16: near-ties may flip, see the README). The filler is the model's own
+(`generation_config.draft_init`, else `--filler`). HumanEval is an evaluation set: nothing here trains on it.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM
+
+import hf_jacobi  # noqa: F401  (generation_mode="jacobi")
+from hf_jacobi.loading import chat_prompt, load_model
+from hf_jacobi.training.pipeline import _eval_prompts
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="*", default=[], help="saved models (folders); 'base' is SmolLM2")
+    parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--offset", type=int, default=0, help="first HumanEval problem")
+    parser.add_argument("--block-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--fresh-rows", type=int, nargs="*", default=[3])
+    parser.add_argument("--filler", type=int, default=16, help="filler of models without one in their config")
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args(argv)
+    dtype = getattr(torch, args.dtype)
+    base, tokenizer = load_model(dtype="float32")
+    prompts = _eval_prompts(args.offset + args.prompts)[args.offset:]
+    settings = {"greedy": None, "jacobi (carry all)": {"draft_carry": "all"}, "clean carry": {"draft_carry": "clean"}}
+    settings |= {f"clean + {r} fresh rows": {"draft_carry": "clean", "fresh_rows": r} for r in args.fresh_rows}
+    results = {}
+    for name in args.models or ["base"]:
+        model = base if name == "base" else AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
+        model = model.to(dtype).eval()
+        filler = getattr(model.generation_config, "draft_init", None)
+        filler = filler if isinstance(filler, int) else args.filler
+        stats = {s: {"tokens": 0, "forwards": 0, "seconds": 0.0, "same": 0} for s in settings}
+        for prompt in prompts:
+            inputs = tokenizer(chat_prompt(tokenizer, prompt), return_tensors="pt")
+            reference = None
+            for setting, kwargs in settings.items():
+                started = time.perf_counter()
+                if kwargs is None:
+                    out = model.generate(**inputs, do_sample=False, max_new_tokens=args.max_new_tokens,
+                                         pad_token_id=tokenizer.pad_token_id)
+                    sequence = out[0]
+                    accepted = forwards = len(sequence) - inputs["input_ids"].shape[1] - 1  # one token per forward
+                else:
+                    out = model.generate(**inputs, do_sample=False, max_new_tokens=args.max_new_tokens,
+                                         generation_mode="jacobi", block_size=args.block_size, draft_init=filler,
+                                         return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id, **kwargs)
+                    sequence, accepted, forwards = out.sequences[0], int(out.accepted_tokens.sum()), out.num_forwards
+                row = stats[setting]
+                row["seconds"] += time.perf_counter() - started
+                reference = sequence if reference is None else reference
+                row["same"] += int(torch.equal(sequence, reference))
+                row["tokens"] += accepted
+                row["forwards"] += forwards
+        greedy_seconds = stats["greedy"]["seconds"]
+        for setting, row in stats.items():
+            row["tpf"] = row["tokens"] / max(row["forwards"], 1)
+            row["speedup"] = greedy_seconds / row["seconds"]
+            row["same"] = row["same"] / len(prompts)
+        results[name] = stats
+        print(f"\n{name} ({args.dtype}, {len(prompts)} held-out prompts, block {args.block_size}, filler {filler})")
+        print("| setting | TPF | speedup vs greedy | same as greedy |")
+        print("|---|---|---|---|")
+        for setting, row in stats.items():
+            print(f"| {setting} | {row['tpf']:.3f} | {row['speedup']:.2f}x | {row['same']:.2f} |", flush=True)
+    if args.output:
+        args.output.write_text(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()},
+                                           "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
