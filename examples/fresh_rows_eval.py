@@ -1,11 +1,12 @@
 """Decoding settings of a fixed-filler model side by side on held-out prompts: the Jacobi carry, the clean carry, and
 the clean carry with fresh-tail rows (`fresh_rows`), against HF greedy, in one process.
 
-    python examples/fresh_rows_eval.py --models runs/fresh/round_0/train/model --fresh-rows 3 7 \\
+    python examples/fresh_rows_eval.py --models runs/fresh/round_0/train/model --block-sizes 16 8 --fresh-rows 3 7 \\
         --output runs/fresh/decode_eval.json
 
 Every prompt is decoded by every (model, setting) in turn, so the machine's noise hits them alike: the speedups are
-ratios of summed wall times against HF greedy of the same model, in the same dtype. TPF counts decoding forwards
+ratios of decoded tokens per second against HF greedy of the same model, in the same dtype (tokens per second, as in
+bf16 an answer may leave greedy's at a near-tie and end elsewhere). TPF counts decoding forwards
 (prefill excluded) of `generate(generation_mode="jacobi")`; a fresh-row forward feeds `1 + rows` blocks, so its TPF
 is per forward, not per token fed, and the wall time says what the rows cost. `same` is the share of prompts whose
 answer equals greedy's (bf16: near-ties may flip, see the README). The filler is the model's own
@@ -30,7 +31,7 @@ def main(argv=None):
     parser.add_argument("--models", nargs="*", default=[], help="saved models (folders); 'base' is SmolLM2")
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--offset", type=int, default=0, help="first HumanEval problem")
-    parser.add_argument("--block-size", type=int, default=16)
+    parser.add_argument("--block-sizes", type=int, nargs="+", default=[16])
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--fresh-rows", type=int, nargs="*", default=[3])
     parser.add_argument("--filler", type=int, default=16, help="filler of models without one in their config")
@@ -40,8 +41,12 @@ def main(argv=None):
     dtype = getattr(torch, args.dtype)
     base, tokenizer = load_model(dtype="float32")
     prompts = _eval_prompts(args.offset + args.prompts)[args.offset:]
-    settings = {"greedy": None, "jacobi (carry all)": {"draft_carry": "all"}, "clean carry": {"draft_carry": "clean"}}
-    settings |= {f"clean + {r} fresh rows": {"draft_carry": "clean", "fresh_rows": r} for r in args.fresh_rows}
+    settings = {"greedy": None}
+    for n in args.block_sizes:
+        settings |= {f"n={n} jacobi (carry all)": {"block_size": n, "draft_carry": "all"},
+                     f"n={n} clean carry": {"block_size": n, "draft_carry": "clean"}}
+        settings |= {f"n={n} clean + {r} fresh rows": {"block_size": n, "draft_carry": "clean", "fresh_rows": r}
+                     for r in args.fresh_rows}
     results = {}
     for name in args.models or ["base"]:
         model = base if name == "base" else AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
@@ -61,7 +66,7 @@ def main(argv=None):
                     accepted = forwards = len(sequence) - inputs["input_ids"].shape[1] - 1  # one token per forward
                 else:
                     out = model.generate(**inputs, do_sample=False, max_new_tokens=args.max_new_tokens,
-                                         generation_mode="jacobi", block_size=args.block_size, draft_init=filler,
+                                         generation_mode="jacobi", draft_init=filler,
                                          return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id, **kwargs)
                     sequence, accepted, forwards = out.sequences[0], int(out.accepted_tokens.sum()), out.num_forwards
                 row = stats[setting]
@@ -70,13 +75,13 @@ def main(argv=None):
                 row["same"] += int(torch.equal(sequence, reference))
                 row["tokens"] += accepted
                 row["forwards"] += forwards
-        greedy_seconds = stats["greedy"]["seconds"]
+        greedy = stats["greedy"]["tokens"] / stats["greedy"]["seconds"]
         for setting, row in stats.items():
             row["tpf"] = row["tokens"] / max(row["forwards"], 1)
-            row["speedup"] = greedy_seconds / row["seconds"]
+            row["speedup"] = row["tokens"] / row["seconds"] / greedy
             row["same"] = row["same"] / len(prompts)
         results[name] = stats
-        print(f"\n{name} ({args.dtype}, {len(prompts)} held-out prompts, block {args.block_size}, filler {filler})")
+        print(f"\n{name} ({args.dtype}, {len(prompts)} held-out prompts, filler {filler})")
         print("| setting | TPF | speedup vs greedy | same as greedy |")
         print("|---|---|---|---|")
         for setting, row in stats.items():

@@ -242,8 +242,14 @@ def test_train_command_fresh_states(setup, tmp_path):
     argv = argv[:cut] + argv[cut + 2:]
     with pytest.raises(SystemExit, match="token id"):
         cli.main(argv + ["--overfit", "--states", "fresh"])
+    with pytest.raises(SystemExit, match="--draft_carry clean"):
+        cli.main(argv + ["--overfit", "--states", "fresh", "--draft_init", "5", "--fresh_rows", "2"])
     cli.main(argv + ["--overfit", "--rounds", "1", "--states", "fresh", "--draft_init", "5", "--draft_carry", "clean",
-                     "--max_states", "3"])
+                     "--max_states", "3", "--fresh_rows", "2"])
+    from transformers import GenerationConfig
+
+    saved = GenerationConfig.from_pretrained(out / "round_0" / "train" / "model")
+    assert (saved.draft_init, saved.draft_carry, saved.fresh_rows) == (5, "clean", 2)  # decodes (and measured) so
     base = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "model").eval()
     records = [json.loads(line) for line in (out / "round_0" / "data" / "trajectories.jsonl").open()]
     assert len(records) == 4

@@ -105,6 +105,11 @@ class JacobiTrainScriptArguments:
                           "(Jacobi) or clean (with a token-id --draft_init: only predictions made from exact tokens "
                           "and filler, the fresh-block states trained with that filler).", "choices": ["all", "clean"]},
     )
+    fresh_rows: int = field(
+        default=0,
+        metadata={"help": "With --draft_carry clean: fresh-tail candidate rows the trained model decodes with by default "
+                          "(its generation config) and TPF is measured with; see JacobiConfig.fresh_rows."},
+    )
     overfit: bool = field(
         default=False,
         metadata={"help": "The overfit diagnostic: every round trains on the same prompts (all of them) and TPF is "
@@ -125,6 +130,9 @@ class JacobiTrainScriptArguments:
 
         self.draft_init = check_draft_init(self.draft_init, "--draft_init")
         check_draft_carry(self.draft_carry, self.draft_init, "--draft_carry")
+        if self.fresh_rows < 0 or (self.fresh_rows and self.draft_carry != "clean"):
+            raise ValueError(f"--fresh_rows {self.fresh_rows}: pass an int >= 0, and with rows --draft_carry clean (they "
+                             "feed filler behind each guess prefix for the clean carry to pick up).")
         if self.overfit and self.prompts_per_round is not None:
             raise ValueError("--overfit trains every round on all the prompts: drop --prompts_per_round.")
         if self.answers == "base" and self.states == "trajectory":
@@ -327,7 +335,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
         settings["ar_target"] = training_args.ar_target
     settings["script"].pop("max_minutes")  # a longer or shorter time box may resume
     # runs from before these options resume
-    for name, default in (("draft_init", "prompt"), ("draft_carry", "all"), ("overfit", False)):
+    for name, default in (("draft_init", "prompt"), ("draft_carry", "all"), ("fresh_rows", 0), ("overfit", False)):
         if settings["script"][name] == default:
             settings["script"].pop(name)
     config_path = output_dir / "pipeline_config.json"
@@ -357,6 +365,8 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     if script_args.draft_init != "prompt":  # every copy, and every saved round, decodes with the trained filler
         model.generation_config.draft_init = script_args.draft_init
         model.generation_config.draft_carry = script_args.draft_carry
+        if script_args.fresh_rows:
+            model.generation_config.fresh_rows = script_args.fresh_rows
         model.generation_config._from_model_config = False  # else loading drops the attribute
     fast_dtype = resolve_dtype(script_args.collect_dtype, device)
     prompts = load_prompts(script_args.prompts) if script_args.prompts else coding_prompts(script_args.coding_prompts)
@@ -491,6 +501,8 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
         adapted = PeftModel.from_pretrained(base, output_dir / "adapter").merge_and_unload().to(fast_dtype).eval()
         adapted.generation_config.draft_init = script_args.draft_init
         adapted.generation_config.draft_carry = script_args.draft_carry
+        if script_args.fresh_rows:
+            adapted.generation_config.fresh_rows = script_args.fresh_rows
         measured = measure_tpf(adapted, tokenizer, held_out, script_args.eval_block_size,
                                script_args.eval_max_new_tokens) if held_out else {}
         (output_dir / "adapter" / "tpf.json").write_text(json.dumps(measured | {"svd_error": errors}, indent=1))
