@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -52,6 +53,8 @@ def main(run: str, out: str, *references: str) -> None:
             name, value = reference.rsplit("=", 1)
             ax.axhline(float(value), linestyle="--", color="gray")
             ax.annotate(name, (0, float(value)), textcoords="offset points", xytext=(4, -12), color="gray")
+        if key == "tokens":  # 200k rather than 200000: long tick labels overlap
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:g}k" if x else "0"))
         ax.set_xlabel(label)
         ax.set_ylabel("tokens per forward (block 16, unseen prompts)")
         ax.grid(alpha=0.3)
