@@ -34,6 +34,8 @@ def main(argv=None):
     parser.add_argument("--block-sizes", type=int, nargs="+", default=[16])
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--fresh-rows", type=int, nargs="*", default=[3])
+    parser.add_argument("--lookup", type=int, default=0, metavar="NGRAM",
+                        help="also each rows setting with context-lookup rows (lookup_ngram=NGRAM)")
     parser.add_argument("--filler", type=int, default=16, help="filler of models without one in their config")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     parser.add_argument("--output", type=Path)
@@ -47,6 +49,10 @@ def main(argv=None):
                      f"n={n} clean carry": {"block_size": n, "draft_carry": "clean"}}
         settings |= {f"n={n} clean + {r} fresh rows": {"block_size": n, "draft_carry": "clean", "fresh_rows": r}
                      for r in args.fresh_rows}
+        if args.lookup:
+            settings |= {f"n={n} clean + {r} fresh rows + lookup {args.lookup}":
+                         {"block_size": n, "draft_carry": "clean", "fresh_rows": r, "lookup_ngram": args.lookup}
+                         for r in [0, *args.fresh_rows]}
     results = {}
     for name in args.models or ["base"]:
         model = base if name == "base" else AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
