@@ -47,14 +47,16 @@ def main(argv=None):
     parser.add_argument("--block-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--offsets", type=int, default=6, help="offsets shown in the table")
-    parser.add_argument("--states-dir", type=Path, help="default: runs/heldout_states (runs/heldout_answers with --filler)")
+    parser.add_argument("--states-dir", type=Path,
+                        help="default: runs/heldout_states (runs/heldout_answers with --filler)")
     parser.add_argument("--filler", type=int, help="fresh-block states of this filler token instead of decoder states")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="of the scored models")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     base, tokenizer = load_model(dtype="float32")
-    args.states_dir = args.states_dir or Path("runs/heldout_answers" if args.filler is not None else "runs/heldout_states")
+    if args.states_dir is None:
+        args.states_dir = Path("runs/heldout_answers" if args.filler is not None else "runs/heldout_states")
     config = CollectConfig(block_size=args.block_size, max_new_tokens=args.max_new_tokens, batch_size=8,
                            states="decoding" if args.filler is None else "answers",
                            model_name="SmolLM2-135M-Instruct (base)")

@@ -186,7 +186,8 @@ def test_fresh_tail_rows_unit():
     draft.update_candidate_strategy(_step(block.tolist()), verification)
     assert draft.guess.tolist() == [[4, 5]]  # row 2's predictions past the prefix, made from 1, 2 and filler
     # without the extra rows the draft's predictions after the wrong guess 3 are dropped
-    draft.update_candidate_strategy(_step(block[:, 0].tolist()), _verified(block[:, 0].tolist(), predictions[:, 0].tolist(), 2))
+    single = _verified(block[:, 0].tolist(), predictions[:, 0].tolist(), 2)
+    draft.update_candidate_strategy(_step(block[:, 0].tolist()), single)
     assert draft.guess.tolist() == [[9, 9]]
 
 

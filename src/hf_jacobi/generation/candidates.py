@@ -7,8 +7,8 @@ Every source implements the same two methods. Before a forward, `get_candidates(
 acceptance: the loop (`decoding.jacobi_decode`) owns both, so any source is lossless by construction.
 
 Row 0 of every sequence is *the draft*: the Jacobi block, which the loop keeps on ties. Further rows are alternative
-candidates verified in the same forward (fresh tails, recycled n-grams, context lookup). Positions equal to `UNDRAFTED` have not
-been filled yet; the Jacobi block source fills them.
+candidates verified in the same forward (fresh tails, recycled n-grams, context lookup). Positions equal to
+`UNDRAFTED` have not been filled yet; the Jacobi block source fills them.
 """
 
 from __future__ import annotations

@@ -109,8 +109,8 @@ class JacobiConfig:
                              f"{self.fresh_rows!r}.")
         if self.fresh_rows and self.draft_carry != "clean":
             raise ValueError(
-                f"`fresh_rows={self.fresh_rows}` feeds filler behind each guess prefix for the clean carry to pick up: "
-                f"pass draft_carry='clean' (with a token-id draft_init), got draft_carry={self.draft_carry!r}."
+                f"`fresh_rows={self.fresh_rows}` feeds filler behind each guess prefix for the clean carry to pick "
+                f"up: pass draft_carry='clean' (with a token-id draft_init), got draft_carry={self.draft_carry!r}."
             )
         if not _is_int(self.draft_seed):
             raise ValueError(f"`draft_seed` must be an int (seed of the draft filler), got {self.draft_seed!r}.")

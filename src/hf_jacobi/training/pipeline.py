@@ -54,9 +54,10 @@ class JacobiTrainScriptArguments:
     )
     states: str = field(
         default="decoding",
-        metadata={"help": "Noisy states to train on: the decoder's own drafts, every Jacobi iterate per block, or only "
-                          "the fresh-block states [token, filler...] of a token-id --draft_init at every position of "
-                          "the greedy answers (fresh: collection is plain batched generate, no Jacobi decoding).",
+        metadata={"help": "Noisy states to train on: the decoder's own drafts, every Jacobi iterate per block, or "
+                          "only the fresh-block states [token, filler...] of a token-id --draft_init at every "
+                          "position of the greedy answers (fresh: collection is plain batched generate, no Jacobi "
+                          "decoding).",
                   "choices": ["decoding", "trajectory", "fresh"]},
     )
     max_states: int = field(default=48, metadata={"help": "Most noisy states per prompt (drawn evenly)."})
@@ -107,8 +108,8 @@ class JacobiTrainScriptArguments:
     )
     fresh_rows: int = field(
         default=0,
-        metadata={"help": "With --draft_carry clean: fresh-tail candidate rows the trained model decodes with by default "
-                          "(its generation config) and TPF is measured with; see JacobiConfig.fresh_rows."},
+        metadata={"help": "With --draft_carry clean: fresh-tail candidate rows the trained model decodes with by "
+                          "default (its generation config) and TPF is measured with; see JacobiConfig.fresh_rows."},
     )
     overfit: bool = field(
         default=False,
@@ -131,8 +132,8 @@ class JacobiTrainScriptArguments:
         self.draft_init = check_draft_init(self.draft_init, "--draft_init")
         check_draft_carry(self.draft_carry, self.draft_init, "--draft_carry")
         if self.fresh_rows < 0 or (self.fresh_rows and self.draft_carry != "clean"):
-            raise ValueError(f"--fresh_rows {self.fresh_rows}: pass an int >= 0, and with rows --draft_carry clean (they "
-                             "feed filler behind each guess prefix for the clean carry to pick up).")
+            raise ValueError(f"--fresh_rows {self.fresh_rows}: pass an int >= 0, and with rows --draft_carry clean "
+                             "(they feed filler behind each guess prefix for the clean carry to pick up).")
         if self.overfit and self.prompts_per_round is not None:
             raise ValueError("--overfit trains every round on all the prompts: drop --prompts_per_round.")
         if self.answers == "base" and self.states == "trajectory":
@@ -273,8 +274,8 @@ def accuracy_by_offset(model, examples, pad_token_id: int, eos_token_id=None, ba
                     runs[k] = runs.get(k, 0) + int(running)
                     losses[k] = losses.get(k, 0.0) + float(torch.nn.functional.cross_entropy(row_logits, target))
                     counts[k] = counts.get(k, 0) + 1
-    return [{"offset": k, "positions": counts[k], "accuracy": hits[k] / counts[k], "cross_entropy": losses[k] / counts[k],
-             "run_accuracy": runs[k] / counts[k]} for k in sorted(counts)]
+    return [{"offset": k, "positions": counts[k], "accuracy": hits[k] / counts[k],
+             "cross_entropy": losses[k] / counts[k], "run_accuracy": runs[k] / counts[k]} for k in sorted(counts)]
 
 
 def _eval_prompts(count: int) -> list[str]:
