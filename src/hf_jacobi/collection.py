@@ -248,6 +248,14 @@ def _record_states(clean: list[int], fed, prompt_length: int, row: int, n: int, 
     return {"clean_ids": clean, "noisy_starts": [k[0] for k in keys], "noisy_blocks": [states[k] for k in keys]}
 
 
+def _greedy_answers(model, tokenizer, batch, max_new_tokens: int) -> list[list[int]]:
+    """`model`'s greedy answers to `batch` (plain `generate`), each cut after its first EOS."""
+    sequences = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
+                               pad_token_id=tokenizer.pad_token_id)
+    eos = _eos_set(model)
+    return [_cut_at_eos(answer, eos) for answer in sequences[:, batch["input_ids"].shape[1]:].tolist()]
+
+
 def _cut_at_eos(tokens: list[int], eos: set) -> list[int]:
     return tokens[: next((i + 1 for i, t in enumerate(tokens) if t in eos), len(tokens))]
 
@@ -700,7 +708,6 @@ def _collect(model, tokenizer, prompts, texts, output_dir, config, settings, max
     todo = [(chunk_id, c) for chunk_id, c in enumerate(chunks) if not all(i in done for i in c)]
     started, new_chunks, new_tokens = time.perf_counter(), 0, 0
     eos = model.generation_config.eos_token_id
-    teacher_eos = _eos_set(teacher) if teacher is not None else None
     bar = tqdm(total=len(prompts), initial=len(done), desc="collect", unit="prompt", disable=not progress)
     try:
         for chunk_id, chunk in todo:
@@ -708,24 +715,16 @@ def _collect(model, tokenizer, prompts, texts, output_dir, config, settings, max
                 break
             batch = tokenizer([texts[i] for i in chunk], return_tensors="pt", padding=True).to(model.device)
             if config.states == "answers":
-                answers = (teacher or model).generate(**batch, do_sample=False, max_new_tokens=config.max_new_tokens,
-                                                      pad_token_id=tokenizer.pad_token_id)
-                answer_eos = teacher_eos if teacher is not None else _eos_set(model)
-                fields = [{"clean_ids": _cut_at_eos(a, answer_eos), "noisy_starts": [], "noisy_blocks": []}
-                          for a in answers[:, batch["input_ids"].shape[1]:].tolist()]
-                new_tokens += sum(len(f["clean_ids"]) for f in fields)
+                answers = _greedy_answers(teacher or model, tokenizer, batch, config.max_new_tokens)
+                fields = [{"clean_ids": a, "noisy_starts": [], "noisy_blocks": []} for a in answers]
             elif config.states == "decoding" and teacher is not None:
-                answers = teacher.generate(**batch, do_sample=False, max_new_tokens=config.max_new_tokens,
-                                           pad_token_id=tokenizer.pad_token_id)[:, batch["input_ids"].shape[1]:]
-                answers = [_cut_at_eos(a, teacher_eos) for a in answers.tolist()]
+                answers = _greedy_answers(teacher, tokenizer, batch, config.max_new_tokens)
                 fields = forced_decoding_states(model, batch, answers, config, config.seed + chunk[0])
-                new_tokens += sum(len(f["clean_ids"]) for f in fields)
             elif config.states == "decoding":
                 fields = decoding_states(model, tokenizer, batch, config, config.seed + chunk[0])
-                new_tokens += sum(len(f["clean_ids"]) for f in fields)
             else:
                 fields = [{"trajectory": t} for t in _chunk_trajectories(model, tokenizer, batch, config, chunk[0], eos)]
-                new_tokens += sum(len(f["trajectory"]) * n for f in fields)
+            new_tokens += sum(len(f["trajectory"]) * n if "trajectory" in f else len(f["clean_ids"]) for f in fields)
             lines = []
             for row, index in enumerate(chunk):
                 prompt_ids = batch["input_ids"][row][batch["attention_mask"][row].bool()].tolist()

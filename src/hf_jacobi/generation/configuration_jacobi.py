@@ -40,6 +40,18 @@ def check_draft_carry(carry, draft_init, owner: str = "`draft_carry`") -> None:
         )
 
 
+def check_fresh_rows(rows, carry, owner: str = "`fresh_rows`", clean: str = "draft_carry='clean'") -> None:
+    """`fresh_rows` is an int >= 0; rows feed filler for the clean carry to pick up, so they need `clean` (how the
+    caller spells draft_carry='clean')."""
+    if not _is_int(rows) or rows < 0:
+        raise ValueError(f"{owner} must be an int >= 0 (candidate rows with a filler tail; 0: off), got {rows!r}.")
+    if rows and carry != "clean":
+        raise ValueError(
+            f"{owner}={rows} feeds filler behind each guess prefix for the clean carry to pick up: pass {clean} "
+            f"(with a token-id draft_init), got draft_carry={carry!r}."
+        )
+
+
 def check_auto_compatible(num_blocks, pool_size, lookup_ngram=0, fresh_rows=0) -> None:
     """`block_size="auto"` models the cost of one block per sequence: refuse the options that add rows or blocks."""
     if num_blocks != 1 or pool_size != 0 or lookup_ngram != 0 or fresh_rows != 0:
@@ -104,14 +116,7 @@ class JacobiConfig:
             )
         self.draft_init = check_draft_init(self.draft_init)
         check_draft_carry(self.draft_carry, self.draft_init)
-        if not _is_int(self.fresh_rows) or self.fresh_rows < 0:
-            raise ValueError(f"`fresh_rows` must be an int >= 0 (candidate rows with a filler tail; 0: off), got "
-                             f"{self.fresh_rows!r}.")
-        if self.fresh_rows and self.draft_carry != "clean":
-            raise ValueError(
-                f"`fresh_rows={self.fresh_rows}` feeds filler behind each guess prefix for the clean carry to pick "
-                f"up: pass draft_carry='clean' (with a token-id draft_init), got draft_carry={self.draft_carry!r}."
-            )
+        check_fresh_rows(self.fresh_rows, self.draft_carry)
         if not _is_int(self.draft_seed):
             raise ValueError(f"`draft_seed` must be an int (seed of the draft filler), got {self.draft_seed!r}.")
         if not _is_int(self.num_blocks) or self.num_blocks < 1:

@@ -127,13 +127,11 @@ class JacobiTrainScriptArguments:
         for name in ("max_states", "max_new_tokens", "collect_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}.")
-        from ..generation.configuration_jacobi import check_draft_carry, check_draft_init
+        from ..generation.configuration_jacobi import check_draft_carry, check_draft_init, check_fresh_rows
 
         self.draft_init = check_draft_init(self.draft_init, "--draft_init")
         check_draft_carry(self.draft_carry, self.draft_init, "--draft_carry")
-        if self.fresh_rows < 0 or (self.fresh_rows and self.draft_carry != "clean"):
-            raise ValueError(f"--fresh_rows {self.fresh_rows}: pass an int >= 0, and with rows --draft_carry clean "
-                             "(they feed filler behind each guess prefix for the clean carry to pick up).")
+        check_fresh_rows(self.fresh_rows, self.draft_carry, "--fresh_rows", "--draft_carry clean")
         if self.overfit and self.prompts_per_round is not None:
             raise ValueError("--overfit trains every round on all the prompts: drop --prompts_per_round.")
         if self.answers == "base" and self.states == "trajectory":
@@ -302,6 +300,17 @@ def _load_base(model_args, device):
     return model, tokenizer
 
 
+def _decode_as_trained(generation_config, script_args: JacobiTrainScriptArguments) -> None:
+    """With a trained filler, the model decodes with it (and its carry and fresh rows) by default."""
+    if script_args.draft_init == "prompt":
+        return
+    generation_config.draft_init = script_args.draft_init
+    generation_config.draft_carry = script_args.draft_carry
+    if script_args.fresh_rows:
+        generation_config.fresh_rows = script_args.fresh_rows
+    generation_config._from_model_config = False  # else loading drops the attributes
+
+
 def _more_rounds(previous: dict, settings: dict) -> int | None:
     """The previous number of rounds when `settings` only asks for more of them, else None. Each round's prompts are
     `prompts[r * per_round:(r + 1) * per_round]`, so adding rounds keeps the finished ones only with a fixed
@@ -363,12 +372,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
 
     device = training_args.device
     model, tokenizer = _load_base(model_args, device)
-    if script_args.draft_init != "prompt":  # every copy, and every saved round, decodes with the trained filler
-        model.generation_config.draft_init = script_args.draft_init
-        model.generation_config.draft_carry = script_args.draft_carry
-        if script_args.fresh_rows:
-            model.generation_config.fresh_rows = script_args.fresh_rows
-        model.generation_config._from_model_config = False  # else loading drops the attribute
+    _decode_as_trained(model.generation_config, script_args)  # every copy, and every saved round
     fast_dtype = resolve_dtype(script_args.collect_dtype, device)
     prompts = load_prompts(script_args.prompts) if script_args.prompts else coding_prompts(script_args.coding_prompts)
     if not prompts:
@@ -500,10 +504,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
         base, _ = _load_base(model_args, device)
         errors = export_lora_delta(base, model, output_dir / "adapter", rank=script_args.export_rank)
         adapted = PeftModel.from_pretrained(base, output_dir / "adapter").merge_and_unload().to(fast_dtype).eval()
-        adapted.generation_config.draft_init = script_args.draft_init
-        adapted.generation_config.draft_carry = script_args.draft_carry
-        if script_args.fresh_rows:
-            adapted.generation_config.fresh_rows = script_args.fresh_rows
+        _decode_as_trained(adapted.generation_config, script_args)
         measured = measure_tpf(adapted, tokenizer, held_out, script_args.eval_block_size,
                                script_args.eval_max_new_tokens) if held_out else {}
         (output_dir / "adapter" / "tpf.json").write_text(json.dumps(measured | {"svd_error": errors}, indent=1))
