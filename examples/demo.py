@@ -32,7 +32,8 @@ def methods(args) -> dict[str, tuple[dict, str]]:
     n, m = args.block_size, args.lookup_block_size
 
     def jacobi(**settings) -> dict:
-        return {"generation_mode": "jacobi", "jacobi_config": JacobiConfig(**settings)}
+        JacobiConfig(**settings)  # checks them
+        return {"generation_mode": "jacobi", **settings}  # the rest (e.g. a trained filler) from the model's config
 
     return {
         GREEDY: ({}, "generate(do_sample=False), one token per forward (the reference)"),

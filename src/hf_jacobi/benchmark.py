@@ -51,15 +51,19 @@ def default_methods(
     lookup: int | None = None,
     lookup_draft=(),
     lookup_num_tokens: int = 7,
+    fresh_rows=(),
 ) -> list[Method]:
     """HF greedy (the reference of its model), optionally HF prompt lookup, Jacobi at each block size, optionally
     multi-block Jacobi (`(num_blocks, pool_size)`) and Jacobi with context-lookup candidate rows (`lookup_ngram`) at
     each block size, Jacobi with the lookup continuation in the draft (`lookup_mode="draft"`, up to
-    `lookup_num_tokens`) at each size of `lookup_draft`, and `block_size="auto"`."""
+    `lookup_num_tokens`) at each size of `lookup_draft`, Jacobi with the clean carry and `fresh_rows` rows at each
+    block size for each count in `fresh_rows` (models trained with a token filler), and `block_size="auto"`. Settings
+    a method leaves out come from its model's generation config (e.g. the filler and carry it was trained with);
+    `check_methods` resolves them against the models."""
     prefix = "" if model == "model" else f"{model}/"
 
-    def jacobi(**settings) -> dict:
-        return {"generation_mode": "jacobi", "jacobi_config": JacobiConfig(**settings)}
+    def jacobi(**settings) -> dict:  # kwargs, not a JacobiConfig, so that the model's config fills the rest
+        return {"generation_mode": "jacobi", **settings}
 
     methods = [Method(f"{prefix}hf_greedy", model=model)]
     if prompt_lookup:
@@ -73,6 +77,10 @@ def default_methods(
         if lookup:
             methods.append(Method(f"{prefix}jacobi_n{n}_lookup{lookup}", jacobi(block_size=n, lookup_ngram=lookup),
                                   n, model, f"Jacobi + lookup{lookup} row"))
+        for rows in fresh_rows:
+            methods.append(Method(f"{prefix}jacobi_n{n}_clean_rows{rows}",
+                                  jacobi(block_size=n, draft_carry="clean", fresh_rows=rows), n, model,
+                                  f"Jacobi clean carry + {rows} fresh-tail rows"))
     for n in lookup_draft:
         ngram = lookup or 2
         settings = jacobi(block_size=n, lookup_ngram=ngram, lookup_mode="draft", lookup_num_tokens=lookup_num_tokens)
@@ -81,6 +89,19 @@ def default_methods(
     if auto:
         methods.append(Method(f"{prefix}jacobi_auto", jacobi(block_size="auto"), model=model))
     return methods
+
+
+def check_methods(models: dict, methods: list[Method]) -> None:
+    """Resolve every Jacobi method's settings against its model's generation config, so that a bad combination (e.g.
+    fresh rows for a model without a token filler) fails before anything is decoded, naming the method."""
+    for method in methods:
+        settings = {k: v for k, v in method.kwargs.items() if k != "generation_mode"}
+        if method.kwargs.get("generation_mode") != "jacobi":
+            continue
+        try:
+            JacobiConfig.from_generation_config(models[method.model].generation_config, **settings)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{method.name}: {error}") from None
 
 
 def humaneval_prompt(tokenizer, problem: dict) -> str:

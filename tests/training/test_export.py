@@ -29,3 +29,25 @@ def test_changed_embedding_is_refused(tmp_path):
         tuned.model.embed_tokens.weight.add_(1.0)
     with pytest.raises(ValueError, match="embed_tokens"):
         export_lora_delta(base, tuned, tmp_path)
+
+
+def test_exported_adapter_decodes_as_trained(tmp_path):
+    """The trained filler and carry travel in the adapter folder, and `load_model` applies them, as for a saved model;
+    `generate` then uses them unless a call says otherwise."""
+    from testing_utils import tiny_tokenizer
+    from transformers import GenerationConfig
+
+    from hf_jacobi.generation import JacobiConfig
+    from hf_jacobi.loading import load_model
+
+    base, tuned = tiny_model("llama"), tiny_model("llama")
+    base.save_pretrained(tmp_path / "base")
+    tiny_tokenizer().save_pretrained(tmp_path / "base")
+    trained = GenerationConfig(draft_init=5, draft_carry="clean", fresh_rows=2, eos_token_id=2)
+    trained._from_model_config = False
+    export_lora_delta(base, tuned, tmp_path / "adapter", rank=4, dtype=torch.float32, generation_config=trained)
+    model, _ = load_model(model=str(tmp_path / "base"), adapter=tmp_path / "adapter")
+    settings = JacobiConfig.from_generation_config(model.generation_config, block_size=8)
+    assert (settings.draft_init, settings.draft_carry, settings.fresh_rows, settings.block_size) == (5, "clean", 2, 8)
+    plain, _ = load_model(model=str(tmp_path / "base"))
+    assert JacobiConfig.from_generation_config(plain.generation_config).draft_init == "prompt"

