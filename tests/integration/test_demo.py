@@ -4,6 +4,8 @@ its columns. Run on a tiny model in place of SmolLM2 (fast, offline)."""
 import torch
 from testing_utils import load_example, tiny_model, tiny_tokenizer
 
+from hf_jacobi.generation import JacobiConfig
+
 
 def test_demo_round_robin_medians_and_legend(monkeypatch, capsys):
     demo = load_example("demo")
@@ -15,9 +17,14 @@ def test_demo_round_robin_medians_and_legend(monkeypatch, capsys):
 
     def recording_generate(**kwargs):
         if kwargs["max_new_tokens"] > 4:  # not a warm-up
-            config = kwargs.get("jacobi_config")
-            calls.append((None, None, None) if config is None else (
-                config.block_size, config.lookup_ngram or None, None if config.lookup_mode == "row" else config.lookup_mode))
+            if kwargs.get("generation_mode") != "jacobi":
+                calls.append((None, None, None))
+            else:  # the settings as generate resolves them (the rest from the model's generation config)
+                names = JacobiConfig.names()
+                config = JacobiConfig.from_generation_config(model.generation_config,
+                                                             **{k: v for k, v in kwargs.items() if k in names})
+                calls.append((config.block_size, config.lookup_ngram or None,
+                              None if config.lookup_mode == "row" else config.lookup_mode))
         return generate(**kwargs)
 
     monkeypatch.setattr(model, "generate", recording_generate)
