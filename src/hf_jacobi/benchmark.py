@@ -99,7 +99,7 @@ def check_methods(models: dict, methods: list[Method]) -> None:
         if method.kwargs.get("generation_mode") != "jacobi":
             continue
         try:
-            JacobiConfig.from_generation_config(models[method.model].generation_config, **settings)
+            JacobiConfig.from_generation_config(getattr(models[method.model], "generation_config", None), **settings)
         except (TypeError, ValueError) as error:
             raise ValueError(f"{method.name}: {error}") from None
 
