@@ -37,7 +37,6 @@ from pathlib import Path
 from hf_jacobi import cli
 from hf_jacobi.loading import ADAPTER_DIR
 
-REPO = Path(__file__).resolve().parents[1]
 RECIPE = [
     "--coding_prompts", "3000", "--rounds", "7", "--prompts_per_round", "400", "--round_block_sizes", "16",
     "--states", "fresh", "--draft_init", "16", "--draft_carry", "clean", "--max_states", "48",
@@ -64,7 +63,7 @@ def ship(output_dir: Path) -> Path:
     names = ("adapter_model.safetensors", "adapter_config.json", "generation_config.json")  # + the trained filler
     for name in names:
         shutil.copyfile(adapter / name, ship_dir / name)
-    (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=1))
+    (ship_dir / "training_summary.json").write_text(json.dumps(summary, indent=1))  # what it shipped with
     print(f"ready to ship in {ship_dir}; to ship it: cp {' '.join(str(ship_dir / n) for n in names)} {ADAPTER_DIR}/")
     return ship_dir
 

@@ -95,9 +95,9 @@ def check_methods(models: dict, methods: list[Method]) -> None:
     """Resolve every Jacobi method's settings against its model's generation config, so that a bad combination (e.g.
     fresh rows for a model without a token filler) fails before anything is decoded, naming the method."""
     for method in methods:
-        settings = {k: v for k, v in method.kwargs.items() if k != "generation_mode"}
         if method.kwargs.get("generation_mode") != "jacobi":
             continue
+        settings = {k: v for k, v in method.kwargs.items() if k != "generation_mode"}
         try:
             JacobiConfig.from_generation_config(getattr(models[method.model], "generation_config", None), **settings)
         except (TypeError, ValueError) as error:

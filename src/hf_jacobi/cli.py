@@ -250,7 +250,7 @@ def cmd_bench(args) -> None:
     try:
         benchmark.check_methods(models, methods)
     except ValueError as error:
-        raise UsageError(f"{' '.join(str(error).split())}") from None
+        raise UsageError(" ".join(str(error).split())) from None
     result = benchmark.run_benchmark(
         models, tokenizer, problems, methods, max_new_tokens=args.max_new_tokens, pass_at_1=args.execute_code
     )
