@@ -505,6 +505,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
 
         from .export import export_lora_delta
 
+        exported.unlink(missing_ok=True)  # the marker goes first: an export cut short is redone, never trusted
         base, _ = _load_base(model_args, device)
         errors = export_lora_delta(base, model, output_dir / "adapter", rank=script_args.export_rank,
                                    generation_config=model.generation_config)
