@@ -36,13 +36,17 @@ def main(argv=None):
     parser.add_argument("--quantize", default=None, choices=["int8"],
                         help="int8 weights, float32 activations (hf_jacobi.quantization); default: float32")
     parser.add_argument("--num-problems", type=int, default=None)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                        help="bfloat16: near-ties flip with the forward's width, so the answers are no longer greedy's "
+                             "float32 ones; the change it makes to pass@1 is the noise floor of any other change")
     parser.add_argument("--task-ids", nargs="+", default=None,
                         help="only these problems, e.g. those another model passes (a retention check)")
     args = parser.parse_args(argv)
     if not args.execute_code:
         parser.error("pass --execute-code: pass@1 runs the model-written code and the tests on this machine.")
 
-    model, tokenizer = load_model(model=args.model, adapter=args.adapter, quantize=args.quantize)
+    model, tokenizer = load_model(model=args.model, adapter=args.adapter, quantize=args.quantize,
+                                  dtype=args.dtype)
     done = {}
     if args.output.exists():
         for line in args.output.open():
@@ -78,7 +82,7 @@ def main(argv=None):
                "pass_at_1": sum(r["passed"] for r in records) / len(records),
                "tpf": sum(r["accepted"] for r in records) / sum(r["forwards"] for r in records),
                "at_limit": sum(r["at_limit"] for r in records), "exact_loops": sum(r["exact_loop"] for r in records),
-               "block_size": args.block_size, "max_new_tokens": args.max_new_tokens}
+               "block_size": args.block_size, "max_new_tokens": args.max_new_tokens, "dtype": args.dtype}
     print(json.dumps(summary))
     return summary
 

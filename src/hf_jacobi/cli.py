@@ -315,6 +315,9 @@ def cmd_train(argv) -> None:
         script_args, training_args, model_args = parser.parse_args_and_config(argv)
     except ValueError as error:  # bad values found by the dataclasses' checks
         raise SystemExit(f"error: {error}") from None
+    if script_args.filler_gated_adapter and not model_args.use_peft:
+        raise SystemExit("error: --filler_gated_adapter trains a LoRA adapter: pass --use_peft true (and --lora_r, "
+                         "--lora_target_modules ...).")
     result = run_pipeline(script_args, training_args, model_args)
     for r, tpf in enumerate(result["rounds"]):
         print(f"round {r}: TPF {tpf.get('tpf', float('nan')):.2f} at block size {tpf.get('block_size')}")

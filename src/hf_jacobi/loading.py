@@ -74,7 +74,9 @@ def load_model(
         dtype: a `torch.dtype`, a name in `DTYPES`, or `"auto"` (`resolve_dtype`: bfloat16 where the device has it
             natively). The default, float32, is the strict mode: Jacobi decoding is token-identical to greedy.
         device: where to put the model (`"auto"`: CUDA when available); `None` leaves it on the CPU.
-        adapter: a LoRA adapter folder to apply instead of the shipped one (implies `jacobi_forcing`).
+        adapter: a LoRA adapter folder to apply instead of the shipped one (implies `jacobi_forcing`). It is merged,
+            unless its generation config says `filler_gated_adapter` (`hf_jacobi.filler_gate`): that one stays a
+            `PeftModel`, gated on its filler, whose greedy output is the base model's.
         quantize: `"int8"`: int8 weights with float32 activations (`hf_jacobi.quantization`), CPU only: about half the
             cost of a 1-token forward, and Jacobi decoding stays token-identical to greedy decoding of the quantized
             model (which is another model than the float32 one). Needs `dtype` float32 (or "auto").
@@ -110,11 +112,25 @@ def load_model(
             )
         from peft import PeftModel
 
-        lm = PeftModel.from_pretrained(lm, adapter).merge_and_unload().to(dtype)
+        generation_config = None
         if (adapter / "generation_config.json").exists():  # decodes as trained (e.g. its filler), like a saved model
             from transformers import GenerationConfig
 
-            lm.generation_config = GenerationConfig.from_pretrained(adapter)
+            generation_config = GenerationConfig.from_pretrained(adapter)
+        if getattr(generation_config, "filler_gated_adapter", False):
+            # Kept apart and gated (hf_jacobi.filler_gate): merged, it would act at every position
+            from .filler_gate import gate_adapter_on_filler
+
+            if quantize:
+                raise ValueError("A filler-gated adapter stays unmerged; int8 weights would replace its LoRA layers. "
+                                 "Load it without quantize.")
+            lm = PeftModel.from_pretrained(lm, adapter)
+            lm.get_base_model().generation_config = generation_config
+            lm = gate_adapter_on_filler(lm, generation_config.draft_init).to(dtype)
+        else:
+            lm = PeftModel.from_pretrained(lm, adapter).merge_and_unload().to(dtype)
+            if generation_config is not None:
+                lm.generation_config = generation_config
     if device is not None:
         lm = lm.to(device)
     if quantize:

@@ -266,3 +266,45 @@ def test_train_command_fresh_states(setup, tmp_path):
     log = json.loads((out / "round_0" / "train" / "train_log.json").read_text())
     assert log["examples"] >= 1  # records with answers of at least one block give fresh states to train on
     assert json.loads((out / "round_0" / "tpf.json").read_text())["prompts"] == 4
+
+
+def test_train_command_filler_gated_adapter(setup, tmp_path):
+    """`--filler_gated_adapter`: a LoRA adapter trained through the rounds on fresh states, saved unmerged with its
+    filler; `load_model(adapter=...)` gates it again, so greedy and Jacobi decoding give the base model's tokens."""
+    import torch
+    import transformers
+    from safetensors.torch import load_file
+
+    from hf_jacobi.filler_gate import is_filler_gated
+    from hf_jacobi.loading import load_model
+
+    out = tmp_path / "gated"
+    argv = [a if a != str(setup[0]) else str(out) for a in setup[1]]
+    cut = argv.index("--export_rank")
+    argv = argv[:cut] + argv[cut + 2:] + ["--overfit", "--states", "fresh", "--draft_init", "127", "--draft_carry",
+                                          "clean", "--max_states", "3", "--learning_rate", "1e-2"]
+    with pytest.raises(SystemExit, match="--use_peft"):
+        cli.main(argv + ["--filler_gated_adapter", "true"])
+    with pytest.raises(SystemExit, match="token id"):
+        cli.main([a if a != "127" else "prompt" for a in argv] + ["--filler_gated_adapter", "true"])
+    argv += ["--filler_gated_adapter", "true", "--use_peft", "true", "--lora_r", "4", "--lora_target_modules",
+             "q_proj", "v_proj", "down_proj"]
+    with pytest.raises(SystemExit, match="drop --export_rank"):
+        cli.main(argv + ["--export_rank", "4"])
+    cli.main(argv)
+    assert (out / "model" / "adapter_config.json").exists() and not (out / "model" / "model.safetensors").exists()
+    trained = load_file(out / "model" / "adapter_model.safetensors")
+    assert any(name.endswith("lora_B.weight") and value.abs().max() > 0 for name, value in trained.items())
+    model, _ = load_model(model=str(tmp_path / "model"), adapter=out / "model")
+    assert is_filler_gated(model) and model.generation_config.draft_init == 127
+    base = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "model").eval()
+    for record in map(json.loads, (out / "round_1" / "data" / "trajectories.jsonl").open()):
+        ids = torch.tensor([record["prompt_ids"]])
+        settings = dict(do_sample=False, max_new_tokens=16, pad_token_id=0)
+        expected = base.generate(ids, **settings)
+        assert 127 not in expected[0, ids.shape[1]:]
+        assert torch.equal(model.generate(ids, **settings), expected)
+        assert torch.equal(model.generate(ids, **settings, generation_mode="jacobi", block_size=4), expected)
+    stamp = (out / "round_1" / "tpf.json").stat().st_mtime_ns
+    cli.main(argv)  # resumes: round 0's adapter is reloaded into the gated model, nothing is recomputed
+    assert (out / "round_1" / "tpf.json").stat().st_mtime_ns == stamp

@@ -111,6 +111,13 @@ class JacobiTrainScriptArguments:
         metadata={"help": "With --draft_carry clean: fresh-tail candidate rows the trained model decodes with by "
                           "default (its generation config) and TPF is measured with; see JacobiConfig.fresh_rows."},
     )
+    filler_gated_adapter: bool = field(
+        default=False,
+        metadata={"help": "Train a LoRA adapter (--use_peft true) that acts only where the input token is the filler "
+                          "(a token-id --draft_init): the model's greedy output stays the base model's, token for "
+                          "token (hf_jacobi.filler_gate), and only the guesses at filler positions are trained. The "
+                          "run's model/ is then the adapter, gated again by load_model(adapter=...)."},
+    )
     overfit: bool = field(
         default=False,
         metadata={"help": "The overfit diagnostic: every round trains on the same prompts (all of them) and TPF is "
@@ -137,6 +144,12 @@ class JacobiTrainScriptArguments:
         if self.answers == "base" and self.states == "trajectory":
             raise ValueError("--answers base keeps the base answers of decoding or fresh states: use it with --states "
                              "decoding or fresh.")
+        if self.filler_gated_adapter and not isinstance(self.draft_init, int):
+            raise ValueError("--filler_gated_adapter gates the adapter on the filler token: pass a token id as "
+                             f"--draft_init (e.g. an unused special token), not {self.draft_init!r}.")
+        if self.filler_gated_adapter and self.export_rank:
+            raise ValueError("--export_rank exports the change of a full fine-tune; a --filler_gated_adapter run's "
+                             "model/ is already its (gated) adapter: drop --export_rank.")
         if self.states == "fresh" and not isinstance(self.draft_init, int):
             raise ValueError("--states fresh trains the states a fixed filler starts each block from: pass a token id "
                              f"as --draft_init (e.g. an unused special token), not {self.draft_init!r}.")
@@ -332,6 +345,8 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     from .packing import pack_states
     from .trainer import JacobiForcingTrainer, copy_model
 
+    if script_args.filler_gated_adapter and not model_args.use_peft:  # before anything is written
+        raise ValueError("--filler_gated_adapter trains a LoRA adapter: pass --use_peft true.")
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     settings = {"script": asdict(script_args), "model": model_args.model_name_or_path,
@@ -346,7 +361,8 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     settings["script"].pop("max_minutes")  # a longer or shorter time box may resume
     settings["script"].pop("export_rank")  # how the result is stored: a finished run can be exported (again)
     # runs from before these options resume
-    for name, default in (("draft_init", "prompt"), ("draft_carry", "all"), ("fresh_rows", 0), ("overfit", False)):
+    for name, default in (("draft_init", "prompt"), ("draft_carry", "all"), ("fresh_rows", 0), ("overfit", False),
+                          ("filler_gated_adapter", False)):
         if settings["script"][name] == default:
             settings["script"].pop(name)
     config_path = output_dir / "pipeline_config.json"
@@ -375,6 +391,16 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     device = training_args.device
     model, tokenizer = _load_base(model_args, device)
     _decode_as_trained(model.generation_config, script_args)  # every copy, and every saved round
+    gated = script_args.filler_gated_adapter
+    if gated:  # one adapter, trained on through the rounds and never merged (merging would ungate it)
+        from peft import get_peft_model
+
+        from ..filler_gate import gate_adapter_on_filler
+
+        from transformers import set_seed
+
+        set_seed(training_args.seed)  # the same initial adapter on a rerun: round 0's collection is then resumed
+        model = gate_adapter_on_filler(get_peft_model(model, get_peft_config(model_args)), script_args.draft_init)
     fast_dtype = resolve_dtype(script_args.collect_dtype, device)
     prompts = load_prompts(script_args.prompts) if script_args.prompts else coding_prompts(script_args.coding_prompts)
     if not prompts:
@@ -447,7 +473,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             timebox = TimeBox(script_args.max_minutes) if script_args.max_minutes else None
             trainer = JacobiForcingTrainer(
                 model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer,
-                peft_config=get_peft_config(model_args), callbacks=[timebox] if timebox else None,
+                peft_config=None if gated else get_peft_config(model_args), callbacks=[timebox] if timebox else None,
                 ref_model=reference,
             )
             if timebox is not None:
@@ -465,11 +491,18 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             with open(round_dir / "train" / "train_log.json", "a") as handle:
                 handle.write(json.dumps(log) + "\n")
             model = trainer.model
-            if model_args.use_peft:
+            if model_args.use_peft and not gated:
                 model = model.merge_and_unload()
             model.save_pretrained(final)
+            if gated:  # the adapter folder decodes with the filler and the gate (load_model(adapter=...))
+                model.get_base_model().generation_config.save_pretrained(final)
             tokenizer.save_pretrained(final)
             trainer.create_model_card(output_dir=str(final))
+        elif gated:
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            set_peft_model_state_dict(model, load_file(final / "adapter_model.safetensors", device=str(device)))
         else:
             from transformers import AutoModelForCausalLM
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import types
 import os
 import re
 from importlib import resources
@@ -46,13 +47,15 @@ _MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids")
 def copy_model(model: PreTrainedModel) -> PreTrainedModel:
     """A deep copy of `model` that runs its own weights.
 
-    `SFTTrainer` patches `model.forward` with a closure over the original bound `forward` (TRL's fused LM head), and
-    `copy.deepcopy` keeps closures as they are: a plain copy of a model that went through a trainer runs the
-    *original* model, whatever is done to the copy's weights or dtype. The copy drops that patch (it only matters
-    with `fused_lm_head=True`, which this trainer does not use).
+    `SFTTrainer` patches `model.forward` (a PEFT model's inner model's too) with a closure over the original bound
+    `forward` (TRL's fused LM head), and `copy.deepcopy` keeps closures as they are: a plain copy of a model that went
+    through a trainer runs the *original* model, whatever is done to the copy's weights or dtype. The copy drops every
+    instance-level `forward` method (it only matters with `fused_lm_head=True`, which this trainer does not use).
     """
     clone = copy.deepcopy(model)
-    clone.__dict__.pop("forward", None)
+    for module in clone.modules():
+        if isinstance(module.__dict__.get("forward"), types.MethodType):
+            del module.__dict__["forward"]
     return clone
 
 

@@ -1,0 +1,84 @@
+"""A LoRA adapter that acts only where the input token is the decoder's filler: a draft-only Jacobi Forcing fine-tune.
+
+Jacobi Forcing fine-tunes the model that verifies its own drafts, so the greedy output that decoding reproduces is the
+fine-tuned model's, and a fine-tune moves it (near-ties flip: pass@1 drops). With a fixed filler token
+(`draft_init=<token id>`) the positions that guess ahead are exactly the ones whose input is the filler. Gating the
+adapter to those positions splits the two roles inside one forward:
+
+- a position holding a real token computes with the base weights; under the causal mask it sees only earlier
+  positions, and every accepted token follows accepted real tokens (a filler position is never accepted unless the
+  model emits the filler itself). So every accepted token, its KV cache entry and the logits that verify the next
+  draft token are the base model's, exactly: the greedy output is the base model's, token for token in float32,
+  whatever the adapter learned;
+- a filler position computes with the adapter, over the real tokens before it and the filler positions of its own
+  block: that is where the guesses come from, and all that the consistency loss trains.
+
+The filler must be a token the model never emits as text (SmolLM2: `<empty_output>`, id 16): a real token equal to the
+filler would be computed with the adapter. Merging the adapter (`merge_and_unload`) removes the gate.
+"""
+
+from __future__ import annotations
+
+import torch
+
+GATE_ATTRIBUTE = "_jacobi_filler_gate"
+
+
+class FillerGate:
+    """The filler token and the mask of the current forward, shared by the model's LoRA layers (a plain attribute of
+    each hooked module, so `copy.deepcopy` of the model gives the copy its own gate)."""
+
+    def __init__(self, filler_token_id: int):
+        self.filler_token_id = filler_token_id
+        self.mask: torch.Tensor | None = None
+
+
+def _set_mask(module, args, kwargs):
+    input_ids = kwargs.get("input_ids", args[0] if args else None)
+    if input_ids is None:
+        raise ValueError("A filler-gated adapter decides per position from `input_ids`; it cannot run on "
+                         "`inputs_embeds`. Pass token ids.")
+    gate = getattr(module, GATE_ATTRIBUTE)
+    gate.mask = (input_ids == gate.filler_token_id)[..., None]  # [B, S, 1]
+
+
+def _apply_mask(module, args, output):
+    mask = getattr(module, GATE_ATTRIBUTE).mask
+    return output * mask.reshape(*output.shape[:-1], 1).to(output.dtype)
+
+
+def gate_adapter_on_filler(model, filler_token_id: int):
+    """Make the LoRA adapters of `model` (a `peft.PeftModel`) act only at positions whose input token is
+    `filler_token_id`, and record it in the generation config (`filler_gated_adapter`), which the saved adapter
+    carries. Idempotent; returns `model`.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    if isinstance(filler_token_id, bool) or not isinstance(filler_token_id, int) or filler_token_id < 0:
+        raise ValueError(f"The filler must be a token id (draft_init=<int>), got {filler_token_id!r}.")
+    layers = [module for module in model.modules() if isinstance(module, LoraLayer)]
+    if not layers:
+        raise ValueError("The model has no LoRA layers to gate: pass a PeftModel (peft.get_peft_model or "
+                         "PeftModel.from_pretrained) with a LoRA adapter.")
+    if any(any(layer.use_dora.values()) for layer in layers):
+        raise ValueError("A filler-gated adapter must be plain LoRA: DoRA rescales the base weights at every position.")
+    root = model.get_base_model() if hasattr(model, "get_base_model") else model
+    gate = getattr(root, GATE_ATTRIBUTE, None)
+    if gate is None:
+        gate = FillerGate(filler_token_id)
+        setattr(root, GATE_ATTRIBUTE, gate)
+        root.register_forward_pre_hook(_set_mask, with_kwargs=True)
+    gate.filler_token_id = filler_token_id
+    for layer in layers:
+        for lora_b in layer.lora_B.values():
+            if getattr(lora_b, GATE_ATTRIBUTE, None) is None:
+                lora_b.register_forward_hook(_apply_mask)
+            setattr(lora_b, GATE_ATTRIBUTE, gate)
+    root.generation_config.draft_init = filler_token_id
+    root.generation_config.filler_gated_adapter = True
+    return model
+
+
+def is_filler_gated(model) -> bool:
+    root = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return getattr(root, GATE_ATTRIBUTE, None) is not None
