@@ -22,6 +22,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 import hf_jacobi  # noqa: F401  (generation_mode="jacobi")
+from hf_jacobi.filler_gate import is_filler_gated
 from hf_jacobi.loading import chat_prompt, load_model
 from hf_jacobi.training.pipeline import _eval_prompts
 
@@ -55,8 +56,16 @@ def main(argv=None):
                          for r in [0, *args.fresh_rows]}
     results = {}
     for name in args.models or ["base"]:
-        model = base if name == "base" else AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
+        if name == "base":
+            model = base
+        elif (Path(name) / "adapter_config.json").exists():  # an adapter folder, e.g. a filler-gated one
+            model = load_model(adapter=name)[0]
+        else:
+            model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
         model = model.to(dtype).eval()
+        # A filler-gated adapter's greedy output is the base model's: greedy decoding runs on the base model, without
+        # the unmerged adapter's cost (the speedups are then against what a user of the base model runs)
+        greedy_model = base.to(dtype) if is_filler_gated(model) else model
         filler = getattr(model.generation_config, "draft_init", None)
         filler = filler if isinstance(filler, int) else args.filler
         stats = {s: {"tokens": 0, "forwards": 0, "seconds": 0.0, "same": 0} for s in settings}
@@ -66,8 +75,8 @@ def main(argv=None):
             for setting, kwargs in settings.items():
                 started = time.perf_counter()
                 if kwargs is None:
-                    out = model.generate(**inputs, do_sample=False, max_new_tokens=args.max_new_tokens,
-                                         pad_token_id=tokenizer.pad_token_id)
+                    out = greedy_model.generate(**inputs, do_sample=False, max_new_tokens=args.max_new_tokens,
+                                                pad_token_id=tokenizer.pad_token_id)
                     sequence = out[0]
                     accepted = forwards = len(sequence) - inputs["input_ids"].shape[1] - 1  # one token per forward
                 else:

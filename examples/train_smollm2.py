@@ -34,6 +34,8 @@ import json
 import shutil
 from pathlib import Path
 
+from safetensors.torch import load_file, save_file
+
 from hf_jacobi import cli
 from hf_jacobi.loading import ADAPTER_DIR
 
@@ -55,14 +57,19 @@ def ship(output_dir: Path) -> Path:
     """Put the exported adapter (fp16) and its measurements in `output_dir/ship`, and print the command that copies
     them into the package: examples never write into `src/`; shipping new weights is a maintainer's deliberate step."""
     adapter = output_dir / "adapter"
+    if (output_dir / "model" / "adapter_config.json").exists():  # a --filler_gated_adapter run: model/ is the adapter
+        adapter = output_dir / "model"
     if not (adapter / "adapter_model.safetensors").exists():
         raise SystemExit(f"No exported adapter in {adapter}: run the recipe (with --export_rank) first.")
     summary = json.loads((output_dir / "tpf.json").read_text())
     ship_dir = output_dir / "ship"
     ship_dir.mkdir(parents=True, exist_ok=True)
     names = ("adapter_model.safetensors", "adapter_config.json", "generation_config.json")  # + the trained filler
-    for name in names:
+    for name in names[1:]:
         shutil.copyfile(adapter / name, ship_dir / name)
+    weights = load_file(adapter / names[0])  # fp16 on disk (a trained adapter is saved in fp32)
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, ship_dir / names[0],
+              metadata={"format": "pt"})
     (ship_dir / "training_summary.json").write_text(json.dumps(summary, indent=1))  # what it shipped with
     print(f"ready to ship in {ship_dir}; to ship it: cp {' '.join(str(ship_dir / n) for n in names)} {ADAPTER_DIR}/")
     return ship_dir

@@ -15,6 +15,7 @@ from .generation import (
     jacobi_decode,
     verify_block,
 )
+from .filler_gate import gate_adapter_on_filler, is_filler_gated
 from .integration import disable, enable, export_custom_generate
 from .quantization import quantize_int8
 
@@ -68,6 +69,8 @@ __all__ = [
     "disable",
     "enable",
     "export_custom_generate",
+    "gate_adapter_on_filler",
+    "is_filler_gated",
     "jacobi_decode",
     "quantize_int8",
     "pack_trajectories",

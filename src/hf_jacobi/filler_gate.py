@@ -31,6 +31,8 @@ class FillerGate:
     def __init__(self, filler_token_id: int):
         self.filler_token_id = filler_token_id
         self.mask: torch.Tensor | None = None
+        self.layers: list = []  # the gated LoRA layers
+        self.skipping = False  # the adapters are switched off for this forward: it holds no filler
 
 
 def _set_mask(module, args, kwargs):
@@ -40,6 +42,20 @@ def _set_mask(module, args, kwargs):
                          "`inputs_embeds`. Pass token ids.")
     gate = getattr(module, GATE_ATTRIBUTE)
     gate.mask = (input_ids == gate.filler_token_id)[..., None]  # [B, S, 1]
+    # No filler (a prefill, plain greedy decoding): the adapter would add zeros, so it is skipped altogether and the
+    # forward costs what the base model's does. Left alone where the adapters are off already (`disable_adapter()`).
+    if not gate.layers[0].disable_adapters and not gate.mask.any():
+        for layer in gate.layers:
+            layer._disable_adapters = True
+        gate.skipping = True
+
+
+def _restore(module, args, kwargs, output):
+    gate = getattr(module, GATE_ATTRIBUTE)
+    if gate.skipping:
+        for layer in gate.layers:
+            layer._disable_adapters = False
+        gate.skipping = False
 
 
 def _apply_mask(module, args, output):
@@ -62,13 +78,17 @@ def gate_adapter_on_filler(model, filler_token_id: int):
                          "PeftModel.from_pretrained) with a LoRA adapter.")
     if any(any(layer.use_dora.values()) for layer in layers):
         raise ValueError("A filler-gated adapter must be plain LoRA: DoRA rescales the base weights at every position.")
+    if any(layer.merged for layer in layers):
+        raise ValueError("The adapter is merged into the base weights, where no gate can reach it: unmerge it first.")
     root = model.get_base_model() if hasattr(model, "get_base_model") else model
     gate = getattr(root, GATE_ATTRIBUTE, None)
     if gate is None:
         gate = FillerGate(filler_token_id)
         setattr(root, GATE_ATTRIBUTE, gate)
         root.register_forward_pre_hook(_set_mask, with_kwargs=True)
+        root.register_forward_hook(_restore, with_kwargs=True, always_call=True)
     gate.filler_token_id = filler_token_id
+    gate.layers = layers
     for layer in layers:
         for lora_b in layer.lora_B.values():
             if getattr(lora_b, GATE_ATTRIBUTE, None) is None:

@@ -74,3 +74,23 @@ def test_bad_use_is_refused():
     gate_adapter_on_filler(model, FILLER)
     with pytest.raises(ValueError, match="inputs_embeds"):
         model(inputs_embeds=torch.zeros(1, 3, 32))
+
+
+def test_forward_without_filler_skips_the_adapter():
+    """A forward with no filler runs the base layers only (same logits, no LoRA work), and leaves the adapters on;
+    `disable_adapter()` still switches them off for a forward with filler."""
+    base, model = adapted("llama")
+    gate_adapter_on_filler(model, FILLER)
+    calls = []
+    layer = next(m for m in model.modules() if hasattr(m, "lora_B"))
+    layer.lora_B["default"].register_forward_hook(lambda *a: calls.append(1))
+    ids, filled = torch.tensor([[5, 9, 17]]), torch.tensor([[5, FILLER, 17]])
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids).logits, base(input_ids=ids).logits) and not calls
+        assert not layer.disable_adapters
+        gated = model(input_ids=filled).logits
+        assert calls and not torch.equal(gated, base(input_ids=filled).logits)
+        with model.disable_adapter():
+            assert torch.equal(model(input_ids=filled).logits, base(input_ids=filled).logits)
+            assert layer.disable_adapters
+        assert not layer.disable_adapters

@@ -340,7 +340,11 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     """Run (or resume) every round; returns the TPF measured after each round."""
     from trl import get_peft_config
 
+    from peft import get_peft_model
+    from transformers import set_seed
+
     from ..collection import CollectConfig, collect_trajectories, load_prompts
+    from ..filler_gate import gate_adapter_on_filler, is_filler_gated
     from ..data import coding_prompts
     from .packing import pack_states
     from .trainer import JacobiForcingTrainer, copy_model
@@ -392,15 +396,6 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     model, tokenizer = _load_base(model_args, device)
     _decode_as_trained(model.generation_config, script_args)  # every copy, and every saved round
     gated = script_args.filler_gated_adapter
-    if gated:  # one adapter, trained on through the rounds and never merged (merging would ungate it)
-        from peft import get_peft_model
-
-        from ..filler_gate import gate_adapter_on_filler
-
-        from transformers import set_seed
-
-        set_seed(training_args.seed)  # the same initial adapter on a rerun: round 0's collection is then resumed
-        model = gate_adapter_on_filler(get_peft_model(model, get_peft_config(model_args)), script_args.draft_init)
     fast_dtype = resolve_dtype(script_args.collect_dtype, device)
     prompts = load_prompts(script_args.prompts) if script_args.prompts else coding_prompts(script_args.coding_prompts)
     if not prompts:
@@ -451,6 +446,12 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
                                        round_dir / "data", collect_config,
                                        teacher=teacher if r > 0 else None)
         del fast
+        if gated and not is_filler_gated(model):
+            # One adapter, trained on through the rounds and never merged (merging would ungate it). Added after
+            # round 0's collection, which the base model makes as in any run (the gated model's greedy output is the
+            # base model's), so that collection can be shared
+            set_seed(training_args.seed)  # the adapter's initial weights
+            model = gate_adapter_on_filler(get_peft_model(model, get_peft_config(model_args)), script_args.draft_init)
         # 2. train on them (one pass over distinct prompts; resumes from the last checkpoint)
         final = round_dir / "train" / "model"
         trainer = None
