@@ -99,6 +99,12 @@ def gate_adapter_on_filler(model, filler_token_id: int):
     return model
 
 
-def is_filler_gated(model) -> bool:
+def gated_filler(model) -> int | None:
+    """The filler token a filler-gated `model` gates its adapter on; None for a model without the gate."""
     root = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return getattr(root, GATE_ATTRIBUTE, None) is not None
+    gate = getattr(root, GATE_ATTRIBUTE, None)
+    return None if gate is None else gate.filler_token_id
+
+
+def is_filler_gated(model) -> bool:
+    return gated_filler(model) is not None

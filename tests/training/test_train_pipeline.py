@@ -295,6 +295,7 @@ def test_train_command_filler_gated_adapter(setup, tmp_path):
     assert (out / "model" / "adapter_config.json").exists() and not (out / "model" / "model.safetensors").exists()
     trained = load_file(out / "model" / "adapter_model.safetensors")
     assert any(name.endswith("lora_B.weight") and value.abs().max() > 0 for name, value in trained.items())
+    assert "**This adapter is filler-gated**" in (out / "model" / "README.md").read_text()  # its card says how to load it
     model, _ = load_model(model=str(tmp_path / "model"), adapter=out / "model")
     assert is_filler_gated(model) and model.generation_config.draft_init == 127
     base = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "model").eval()

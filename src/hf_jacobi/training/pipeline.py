@@ -338,14 +338,13 @@ def _more_rounds(previous: dict, settings: dict) -> int | None:
 
 def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_args) -> dict:
     """Run (or resume) every round; returns the TPF measured after each round."""
-    from trl import get_peft_config
-
     from peft import get_peft_model
     from transformers import set_seed
+    from trl import get_peft_config
 
     from ..collection import CollectConfig, collect_trajectories, load_prompts
-    from ..filler_gate import gate_adapter_on_filler, is_filler_gated
     from ..data import coding_prompts
+    from ..filler_gate import gate_adapter_on_filler, is_filler_gated
     from .packing import pack_states
     from .trainer import JacobiForcingTrainer, copy_model
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
-import types
 import os
 import re
+import types
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -17,6 +17,7 @@ from huggingface_hub import ModelCard
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, ProcessorMixin, TrainerCallback
 from trl import SFTTrainer
 
+from ..filler_gate import gated_filler
 from .collator import JacobiForcingCollator
 from .config import JacobiForcingConfig
 from .losses import IGNORE_INDEX, ar_loss, consistency_loss, distillation_loss, hard_consistency_loss
@@ -364,6 +365,7 @@ class JacobiForcingTrainer(SFTTrainer):
             learning_rate=self.args.learning_rate,
             global_step=self.state.global_step,
             measured_tpf="not measured" if tpf is None else f"{tpf:.2f}",
+            filler_token_id=gated_filler(self.model),
             citations=_section(trl_card.text, "## Citations"),
             hf_jacobi_version=_version("hf_jacobi"),
             trl_version=_version("trl"),
