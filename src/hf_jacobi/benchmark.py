@@ -23,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import humaneval_instruction, load_humaneval
+from .filler_gate import gated_filler
 from .generation import JacobiConfig
 from .generation.auto import interpolate_cost, measure_forward_costs
 from .loading import chat_prompt
@@ -178,7 +179,9 @@ class ForwardCounter:
     def __init__(self, model):
         self.count = 0
         self.fed = 0
-        self.handle = model.register_forward_pre_hook(self._hook, with_kwargs=True)
+        # A PeftModel's generate calls the model inside it, not its own forward
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self.handle = inner.register_forward_pre_hook(self._hook, with_kwargs=True)
 
     def reset(self):
         self.count = self.fed = 0
@@ -244,7 +247,8 @@ def run_benchmark(
     result = summarize(records, methods, problems, tokenizer, pass_at_1)
     if forward_costs:
         context = int(statistics.median(len(e["input_ids"][0]) for e in encoded)) + max_new_tokens // 2
-        costs = {name: measure_forward_costs(model, sizes=COST_SIZES, context_length=context)
+        costs = {name: measure_forward_costs(model, sizes=COST_SIZES, context_length=context,
+                                             filler_token_id=gated_filler(model))
                  for name, model in models.items()}
         add_efficiency(result, costs)
     return result

