@@ -53,6 +53,15 @@ RECIPE = [
 ]  # fmt: skip
 
 
+# `--gated`: the same states, trained into a filler-gated LoRA adapter (hf_jacobi.filler_gate) instead of the full
+# weights, so that the model's output stays the base model's; the AR term has no gradient then (its cheap hard form)
+GATED = [
+    "--use_peft", "true", "--lora_r", "64", "--lora_alpha", "128", "--lora_target_modules", "q_proj", "k_proj",
+    "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "--learning_rate", "5e-4", "--filler_gated_adapter",
+    "true", "--ar_target", "hard", "--export_rank", "0",
+]  # fmt: skip
+
+
 def ship(output_dir: Path) -> Path:
     """Put the exported adapter (fp16) and its measurements in `output_dir/ship`, and print the command that copies
     them into the package: examples never write into `src/`; shipping new weights is a maintainer's deliberate step."""
@@ -79,10 +88,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", type=Path, default=Path("runs/smollm2_jf"))
     parser.add_argument("--ship", action="store_true", help="put the exported adapter in OUTPUT_DIR/ship, ready to ship")
+    parser.add_argument("--gated", action="store_true",
+                        help="train a filler-gated LoRA adapter (the output stays the base model's; the shipped one)")
     args, extra = parser.parse_known_args(argv)
     if args.ship:
         return ship(args.output_dir)
-    cli.main(["train", "--output_dir", str(args.output_dir), *RECIPE, *extra])
+    cli.main(["train", "--output_dir", str(args.output_dir), *RECIPE, *(GATED if args.gated else []), *extra])
 
 
 if __name__ == "__main__":

@@ -309,3 +309,24 @@ def test_train_command_filler_gated_adapter(setup, tmp_path):
     stamp = (out / "round_1" / "tpf.json").stat().st_mtime_ns
     cli.main(argv)  # resumes: round 0's adapter is reloaded into the gated model, nothing is recomputed
     assert (out / "round_1" / "tpf.json").stat().st_mtime_ns == stamp
+
+
+def test_smollm2_recipes_parse(tmp_path):
+    """examples/train_smollm2.py's flags, as is and with --gated, are valid `hf-jacobi train` flags."""
+    import sys
+    from pathlib import Path
+
+    from trl import ModelConfig, TrlParser
+
+    from hf_jacobi.training import JacobiForcingConfig
+    from hf_jacobi.training.pipeline import JacobiTrainScriptArguments
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+    from train_smollm2 import GATED, RECIPE
+
+    parser = TrlParser((JacobiTrainScriptArguments, JacobiForcingConfig, ModelConfig))
+    script, training, model = parser.parse_args_and_config(["--output_dir", str(tmp_path), *RECIPE])
+    assert script.states == "fresh" and script.draft_init == 16 and not model.use_peft
+    script, training, model = parser.parse_args_and_config(["--output_dir", str(tmp_path), *RECIPE, *GATED])
+    assert script.filler_gated_adapter and model.use_peft and model.lora_r == 64 and not script.export_rank
+    assert training.learning_rate == 5e-4 and training.ar_target == "hard"
