@@ -1,7 +1,6 @@
 """The model cards' quick-start code runs: the shipped SmolLM2 adapter's card (offline snippet on the real model, the
 online snippet with local stand-ins for the Hub) and the card `JacobiForcingTrainer` renders (full model and LoRA)."""
 
-import copy
 import json
 import re
 import shutil
@@ -52,6 +51,11 @@ def test_shipped_card_is_the_repo_card_and_names_its_base():
     offline, online = python_blocks(card)
     assert "PeftModel.from_pretrained" in offline and 'generation_mode="jacobi"' in offline
     assert "AutoPeftModelForCausalLM" in online and base in online
+    # the shipped adapter is filler-gated: both snippets gate it and neither merges it (that would ungate it)
+    filler = json.loads((ADAPTER / "generation_config.json").read_text())["draft_init"]
+    for snippet in (offline, online):
+        assert "gate_adapter_on_filler(" in snippet and f"filler_token_id={filler}" in snippet
+        assert "merge_and_unload" not in snippet
 
 
 @pytest.fixture(scope="module")
@@ -66,16 +70,13 @@ def smollm2_base():
 @require_smollm2
 def test_shipped_card_offline_quick_start_runs(capsys, smollm2_base):
     """The offline snippet as written (fewer tokens), on the real SmolLM2 GGUF + the shipped adapter; it prints the
-    tokens that hf_jacobi's loader (`load_model(jacobi_forcing=True)`: the same base, the adapter merged) gives."""
-    from peft import PeftModel
-
+    base model's greedy tokens, as the card says (the adapter is filler-gated: it only makes the guesses)."""
     offline = python_blocks(SHIPPED_CARD.read_text())[0]
     printed = run_snippet(offline, capsys)
     base, tokenizer = smollm2_base
-    model = PeftModel.from_pretrained(copy.deepcopy(base), ADAPTER).merge_and_unload()
     messages = [{"role": "user", "content": "Write a Python function that checks whether a number is prime."}]
     inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-    expected = model.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    expected = base.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
     assert printed == tokenizer.decode(expected[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True) + "\n"
 
 

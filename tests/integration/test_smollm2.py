@@ -45,3 +45,20 @@ def test_humaneval_harness_runs_real_tests():
     assert extract_code(good).startswith(problem["prompt"][:10])
     assert passes_tests(problem, good)
     assert not passes_tests(problem, "```python\ndef has_close_elements(numbers, threshold):\n    return None\n```")
+
+
+@require_smollm2
+def test_shipped_adapter_keeps_the_base_models_output(smollm2):
+    """The shipped adapter is filler-gated: with it, greedy and Jacobi decoding (its trained filler and clean carry)
+    return the base model's greedy tokens, in float32."""
+    from hf_jacobi import is_filler_gated
+
+    base, tokenizer = smollm2
+    model, _ = load_model(jacobi_forcing=True)
+    assert is_filler_gated(model) and model.generation_config.draft_carry == "clean"
+    inputs = tokenizer(humaneval_prompt(tokenizer, load_humaneval(1)[0]), return_tensors="pt")
+    expected = base.generate(**inputs, do_sample=False, max_new_tokens=48)
+    assert torch.equal(model.generate(**inputs, do_sample=False, max_new_tokens=48), expected)
+    out = model.generate(**inputs, do_sample=False, max_new_tokens=48, generation_mode="jacobi", block_size=16,
+                         return_dict_in_generate=True)
+    assert torch.equal(out.sequences, expected)
