@@ -2,6 +2,7 @@
 
     python examples/train_smollm2.py --output-dir runs/smollm2_jf            # collect -> train -> TPF, 3 rounds
     python examples/train_smollm2.py --output-dir runs/smollm2_jf --ship     # the exported adapter, ready to ship
+    python examples/train_smollm2.py --gated --output-dir runs/gated         # a filler-gated adapter (shipped)
 
 Rerunning the first command with the same folder resumes where it stopped (collection by batch, training from its
 last checkpoint, measurements only if missing). Extra flags go to `hf-jacobi train` (every JacobiForcingConfig and
@@ -25,7 +26,13 @@ The recipe, and why (README "Fresh-block states at scale"):
 Measured on the 2-core CPU: held-out TPF at block 16 (16 HumanEval prompts, bf16, clean carry) 1.045 (base) -> 1.170
 -> 1.269 -> 1.304 -> 1.298 -> 1.404 -> 1.345 -> 1.381 after rounds 0-6 (1.32M training tokens, 159 minutes), 1.360
 after the export. Not shipped: on all 164 HumanEval problems the export passes 6 (base 11, the shipped adapter 10).
-`--ship` still copies an export to OUTPUT_DIR/ship for a maintainer to ship. Earlier recipes: decoder states
+`--ship` still copies an export to OUTPUT_DIR/ship for a maintainer to ship.
+
+`--gated` trains the same states into a filler-gated LoRA adapter (`hf_jacobi.filler_gate`): the model's output stays
+the base model's, token for token. The shipped adapter is `--gated --rounds 1 --prompts_per_round 2800 --max_minutes
+55` over the seven collections of the run above (`docs/gated_cpu/combine_rounds.py`): held-out TPF 1.354 after 566k
+tokens, all 11 of the base model's HumanEval passes kept (README "The filler-gated adapter"); `--ship` copies its
+adapter in fp16. Earlier recipes: decoder states
 (`--states decoding --max_states 160 --consistency_horizon 4`), which reached 1.23 at 3 rounds.
 """
 
