@@ -38,24 +38,21 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_smollm2 import RECIPE
+from train_smollm2 import GATED, LORA, RECIPE
 
 from hf_jacobi import cli
 from hf_jacobi.training.pipeline import _eval_prompts, answer_agreement, teacher_forced_agreement
 
-LORA = ["--use_peft", "true", "--lora_r", "64", "--lora_alpha", "128", "--lora_target_modules", "q_proj", "k_proj",
-        "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "--learning_rate", "5e-4"]
 ARMS = {
     "recipe": [],
     "lora": LORA,
-    # the AR term has no gradient with the gate (real tokens see the base weights): its cheap hard form is kept
-    "gated": [*LORA, "--filler_gated_adapter", "true", "--ar_target", "hard"],
+    "gated": GATED,
     "ar1": ["--ar_loss_weight", "1"],
     "ar10": ["--ar_loss_weight", "10"],
     "block_norm": ["--consistency_normalization", "block"],
     "soft": ["--consistency_target", "soft"],
     "horizon": ["--consistency_horizon", "3"],
-    "repeats": [],  # its prompts and epochs depend on --steps: see `repeats_flags`
+    "repeats": [],  # its prompts and epochs depend on --steps: see `arm_flags`
 }
 REPEATS = 4
 BATCH = 4  # examples per step (the recipe's per_device_train_batch_size)

@@ -62,11 +62,11 @@ RECIPE = [
 
 # `--gated`: the same states, trained into a filler-gated LoRA adapter (hf_jacobi.filler_gate) instead of the full
 # weights, so that the model's output stays the base model's; the AR term has no gradient then (its cheap hard form)
-GATED = [
+LORA = [
     "--use_peft", "true", "--lora_r", "64", "--lora_alpha", "128", "--lora_target_modules", "q_proj", "k_proj",
-    "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "--learning_rate", "5e-4", "--filler_gated_adapter",
-    "true", "--ar_target", "hard", "--export_rank", "0",
+    "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "--learning_rate", "5e-4",
 ]  # fmt: skip
+GATED = [*LORA, "--filler_gated_adapter", "true", "--ar_target", "hard", "--export_rank", "0"]
 
 
 def ship(output_dir: Path) -> Path:

@@ -307,17 +307,15 @@ def cmd_train(argv) -> None:
     from trl import ModelConfig, TrlParser
 
     from hf_jacobi.training import JacobiForcingConfig
-    from hf_jacobi.training.pipeline import JacobiTrainScriptArguments, run_pipeline
+    from hf_jacobi.training.pipeline import JacobiTrainScriptArguments, check_model_arguments, run_pipeline
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = TrlParser((JacobiTrainScriptArguments, JacobiForcingConfig, ModelConfig), prog="hf-jacobi train")
     try:
         script_args, training_args, model_args = parser.parse_args_and_config(argv)
+        check_model_arguments(script_args, model_args)
     except ValueError as error:  # bad values found by the dataclasses' checks
         raise SystemExit(f"error: {error}") from None
-    if script_args.filler_gated_adapter and not model_args.use_peft:
-        raise SystemExit("error: --filler_gated_adapter trains a LoRA adapter: pass --use_peft true (and --lora_r, "
-                         "--lora_target_modules ...).")
     result = run_pipeline(script_args, training_args, model_args)
     for r, tpf in enumerate(result["rounds"]):
         print(f"round {r}: TPF {tpf.get('tpf', float('nan')):.2f} at block size {tpf.get('block_size')}")

@@ -336,6 +336,13 @@ def _more_rounds(previous: dict, settings: dict) -> int | None:
     return old["rounds"] if same else None
 
 
+def check_model_arguments(script_args: JacobiTrainScriptArguments, model_args) -> None:
+    """The checks that need the model arguments too (the dataclasses check their own fields)."""
+    if script_args.filler_gated_adapter and not model_args.use_peft:
+        raise ValueError("--filler_gated_adapter trains a LoRA adapter: pass --use_peft true (and --lora_r, "
+                         "--lora_target_modules ...).")
+
+
 def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_args) -> dict:
     """Run (or resume) every round; returns the TPF measured after each round."""
     from peft import get_peft_model
@@ -348,8 +355,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     from .packing import pack_states
     from .trainer import JacobiForcingTrainer, copy_model
 
-    if script_args.filler_gated_adapter and not model_args.use_peft:  # before anything is written
-        raise ValueError("--filler_gated_adapter trains a LoRA adapter: pass --use_peft true.")
+    check_model_arguments(script_args, model_args)  # before anything is written
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     settings = {"script": asdict(script_args), "model": model_args.model_name_or_path,
