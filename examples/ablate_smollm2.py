@@ -28,7 +28,9 @@ model at weight 5, per-token consistency mean, hard consistency target, distinct
 - `soft`: soft consistency target (KL to the clean logits, the reference's);
 - `horizon`: consistency counted only at the 3 noisy positions from each state's first wrong token
   (`--consistency_horizon 3`; the recipe counts 8);
-- `repeats`: as many examples from a quarter as many prompts, each seen 4 times (few prompts many times).
+- `repeats`: as many examples from a quarter as many prompts, each seen 4 times (few prompts many times);
+- `gated_mlp`, `gated_qv`: the gated adapter on the MLP projections only, or on q and v only: an unmerged adapter's
+  cost per forward grows with the number of adapted modules (`examples/forward_cost.py`).
 """
 
 import argparse
@@ -53,6 +55,9 @@ ARMS = {
     "soft": ["--consistency_target", "soft"],
     "horizon": ["--consistency_horizon", "3"],
     "repeats": [],  # its prompts and epochs depend on --steps: see `arm_flags`
+    # fewer gated LoRA modules: an unmerged adapter costs per module on a CPU (`examples/forward_cost.py`)
+    "gated_mlp": [*GATED, "--lora_target_modules", "gate_proj", "up_proj", "down_proj"],
+    "gated_qv": [*GATED, "--lora_target_modules", "q_proj", "v_proj"],
 }
 REPEATS = 4
 BATCH = 4  # examples per step (the recipe's per_device_train_batch_size)

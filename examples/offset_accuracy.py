@@ -42,7 +42,9 @@ def implied_tpf(rows: list[dict]) -> float:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="*", default=[], help="saved models (folders) to compare with the base model")
+    parser.add_argument("--models", nargs="*", default=[],
+                        help="saved models or LoRA adapters (folders with adapter_config.json; a filler-gated one stays "
+                             "gated, `load_model(adapter=...)`) to compare with the base model")
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--block-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=128)
@@ -66,7 +68,12 @@ def main(argv=None):
     examples = [examples[i] for i in range(len(examples))]
     results = {}
     for name in ["base", *args.models]:
-        model = base if name == "base" else AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
+        if name == "base":
+            model = base
+        elif (Path(name) / "adapter_config.json").exists():
+            model = load_model(adapter=name)[0]
+        else:
+            model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
         model = model.to(getattr(torch, args.dtype)).eval()
         rows = accuracy_by_offset(model, examples, tokenizer.pad_token_id, tokenizer.eos_token_id)
         run_tpf = 1 + sum(row["run_accuracy"] for row in rows)

@@ -1,8 +1,11 @@
 """Learning curve of an `hf-jacobi train` run: held-out TPF after each round against training tokens and wall time.
 
-    python examples/plot_learning_curve.py runs/smollm2_jf docs/learning_curve.png ["previous adapter=1.18"]
+    python examples/plot_learning_curve.py runs/smollm2_jf docs/learning_curve.png ["previous adapter=1.18"] [RUN ...]
 
-Optional `LABEL=TPF` arguments draw reference lines (e.g. another model measured the same way).
+Optional `LABEL=TPF` arguments draw reference lines (e.g. another model measured the same way); further run folders
+are drawn on the same axes (e.g. a copy of the run whose last round was trained on, resumed from its checkpoint).
+A round trained in several sittings counts its training tokens once (each sitting logs the round's total so far) and
+the wall time of every sitting.
 """
 
 import json
@@ -27,25 +30,36 @@ def curve(run: Path) -> list[dict]:
         if not (round_dir / "tpf.json").exists():
             break
         logs = [json.loads(line) for line in (round_dir / "train" / "train_log.json").open()]
-        tokens += sum(log["tokens_seen"] for log in logs)
+        tokens += logs[-1]["tokens_seen"]  # the trainer's epoch, so a resumed round's total, not the sitting's
         measured = json.loads((round_dir / "tpf.json").read_text())
-        seconds += measured.get("seconds", 0.0)
+        # the measured round time covers the last sitting; the earlier sittings' training time is in their logs
+        seconds += measured.get("seconds", 0.0) + sum(log["seconds"] for log in logs[:-1])
         points.append({"round": round_dir.name, "tokens": tokens, "seconds": seconds, "tpf": measured["tpf"],
                        "tpf_outside_loops": measured.get("tpf_outside_loops"),
                        "block_size": measured.get("round_block_size")})
     return points
 
 
-def main(run: str, out: str, *references: str) -> None:
-    points = curve(Path(run))
+def main(run: str, out: str, *extra: str) -> None:
+    references = [arg for arg in extra if "=" in arg]
+    runs = [Path(run), *(Path(arg) for arg in extra if "=" not in arg)]
+    curves = {path.name: curve(path) for path in runs}
+    points = curves[runs[0].name]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((axes[0], "tokens", "training tokens"), (axes[1], "seconds", "wall time (s, collect + train + measure)")):
-        ax.plot([p[key] for p in points], [p["tpf"] for p in points], marker="o", label="all tokens")
+        for name, other in list(curves.items())[1:]:
+            ax.plot([p[key] for p in other], [p["tpf"] for p in other], marker="^", label=name)
+            for p in other[1:]:
+                ax.annotate(f"{name} {p['round'].replace('round_', 'r')}", (p[key], p["tpf"]),
+                            textcoords="offset points", xytext=(4, -12))
+        ax.plot([p[key] for p in points], [p["tpf"] for p in points], marker="o",
+                label="all tokens" if len(curves) == 1 else runs[0].name)
         # Loops are drafted almost for free: the TPF of the tokens before each answer's loop, where measured
         outside = [p for p in points if p.get("tpf_outside_loops") is not None]
         if outside:
             ax.plot([p[key] for p in outside], [p["tpf_outside_loops"] for p in outside], marker="s", linestyle=":",
                     label="tokens outside repetition loops")
+        if outside or len(curves) > 1:
             ax.legend(loc="lower right")
         for p in points:
             ax.annotate(p["round"].replace("round_", "r"), (p[key], p["tpf"]), textcoords="offset points", xytext=(4, 4))
@@ -61,7 +75,7 @@ def main(run: str, out: str, *references: str) -> None:
     fig.suptitle(f"Jacobi Forcing learning curve: {Path(run).name}")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
-    print(json.dumps(points, indent=1))
+    print(json.dumps(curves if len(curves) > 1 else points, indent=1))
 
 
 if __name__ == "__main__":

@@ -88,9 +88,32 @@ def test_forward_without_filler_skips_the_adapter():
     with torch.no_grad():
         assert torch.equal(model(input_ids=ids).logits, base(input_ids=ids).logits) and not calls
         assert not layer.disable_adapters
-        gated = model(input_ids=filled).logits
-        assert calls and not torch.equal(gated, base(input_ids=filled).logits)
+        gated = model(input_ids=filled).logits  # the lean path: PEFT's LoRA modules are not called
+        assert not calls and not torch.equal(gated, base(input_ids=filled).logits)
         with model.disable_adapter():
             assert torch.equal(model(input_ids=filled).logits, base(input_ids=filled).logits)
             assert layer.disable_adapters
         assert not layer.disable_adapters
+
+
+@pytest.mark.parametrize("family", GATED_FAMILIES)
+def test_lean_inference_path_matches_the_training_path(family):
+    """At inference the adapter is added to the filler rows only (`_add_at_filler`); with autograd on, PEFT's own
+    LoRA path runs under the mask. Both give the same logits, and real positions before a filler are the base
+    model's, bit for bit."""
+    base, model = adapted(family)
+    gate_adapter_on_filler(model, FILLER)
+    ids = torch.tensor([[5, 9, 17, FILLER, FILLER, 33, FILLER], [7, 7, FILLER, 2, 3, 4, 5]])
+    layer = next(m for m in model.modules() if hasattr(m, "lora_B"))
+    calls = []
+    layer.lora_B["default"].register_forward_hook(lambda *a: calls.append(1))
+    with torch.no_grad():
+        lean, plain = model(input_ids=ids).logits, base(input_ids=ids).logits
+    assert not calls
+    with torch.enable_grad():
+        trained = model(input_ids=ids).logits.detach()
+    assert calls
+    torch.testing.assert_close(lean, trained, rtol=1e-5, atol=1e-5)
+    assert torch.equal(lean[0, :3], plain[0, :3]) and torch.equal(lean[1, :2], plain[1, :2])
+    assert not torch.allclose(lean[0, 3], plain[0, 3])
+    assert not layer.disable_adapters
