@@ -2,10 +2,10 @@
 
     python examples/plot_learning_curve.py runs/smollm2_jf docs/learning_curve.png ["previous adapter=1.18"] [RUN ...]
 
-Optional `LABEL=TPF` arguments draw reference lines (e.g. another model measured the same way); further run folders
-are drawn on the same axes (e.g. a copy of the run whose last round was trained on, resumed from its checkpoint).
-A round trained in several sittings counts its training tokens once (each sitting logs the round's total so far) and
-the wall time of every sitting.
+Optional `LABEL=TPF` arguments draw reference lines (e.g. another model measured the same way). Further run folders
+continue the first: a copy of it whose last round trained on from its checkpoint (a longer time box); their rounds
+join the same curve. A round trained in several sittings counts its training tokens once (each sitting logs the
+round's total so far) and the wall time of every sitting.
 """
 
 import json
@@ -42,24 +42,18 @@ def curve(run: Path) -> list[dict]:
 
 def main(run: str, out: str, *extra: str) -> None:
     references = [arg for arg in extra if "=" in arg]
-    runs = [Path(run), *(Path(arg) for arg in extra if "=" not in arg)]
-    curves = {path.name: curve(path) for path in runs}
-    points = curves[runs[0].name]
+    points = curve(Path(run))
+    for other in (Path(arg) for arg in extra if "=" not in arg):  # continuations: their rounds after the base
+        points += [p | {"round": f"{other.name} {p['round']}"} for p in curve(other)[1:]]
+    points.sort(key=lambda p: p["tokens"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((axes[0], "tokens", "training tokens"), (axes[1], "seconds", "wall time (s, collect + train + measure)")):
-        for name, other in list(curves.items())[1:]:
-            ax.plot([p[key] for p in other], [p["tpf"] for p in other], marker="^", label=name)
-            for p in other[1:]:
-                ax.annotate(f"{name} {p['round'].replace('round_', 'r')}", (p[key], p["tpf"]),
-                            textcoords="offset points", xytext=(4, -12))
-        ax.plot([p[key] for p in points], [p["tpf"] for p in points], marker="o",
-                label="all tokens" if len(curves) == 1 else runs[0].name)
+        ax.plot([p[key] for p in points], [p["tpf"] for p in points], marker="o", label="all tokens")
         # Loops are drafted almost for free: the TPF of the tokens before each answer's loop, where measured
         outside = [p for p in points if p.get("tpf_outside_loops") is not None]
         if outside:
             ax.plot([p[key] for p in outside], [p["tpf_outside_loops"] for p in outside], marker="s", linestyle=":",
                     label="tokens outside repetition loops")
-        if outside or len(curves) > 1:
             ax.legend(loc="lower right")
         for p in points:
             ax.annotate(p["round"].replace("round_", "r"), (p[key], p["tpf"]), textcoords="offset points", xytext=(4, 4))
@@ -72,10 +66,11 @@ def main(run: str, out: str, *extra: str) -> None:
         ax.set_xlabel(label)
         ax.set_ylabel("tokens per forward (block 16, unseen prompts)")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Jacobi Forcing learning curve: {Path(run).name}")
+    continued = [Path(arg).name for arg in extra if "=" not in arg]
+    fig.suptitle(f"Jacobi Forcing learning curve: {Path(run).name}" + (f" -> {' -> '.join(continued)}" if continued else ""))
     fig.tight_layout()
     fig.savefig(out, dpi=120)
-    print(json.dumps(curves if len(curves) > 1 else points, indent=1))
+    print(json.dumps(points, indent=1))
 
 
 if __name__ == "__main__":
