@@ -10,6 +10,7 @@ as in a fresh Jacobi draft: a filler-gated adapter computes only on forwards tha
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 import torch
@@ -38,12 +39,12 @@ def main(argv=None):
             for size, seconds in measure_forward_costs(model, args.sizes, repeats=args.repeats,
                                                        filler_token_id=args.filler).items():
                 times[name][size].append(seconds)
-    base = {size: sorted(times["base"][size])[len(times["base"][size]) // 2] for size in args.sizes}
+    medians = {name: {size: statistics.median(t) for size, t in by_size.items()} for name, by_size in times.items()}
+    base = medians["base"]
     results = {}
     print("| model | " + " | ".join(f"{m} tokens (ms, x base)" for m in args.sizes) + " |")
     print("|---|" + "---|" * len(args.sizes))
-    for name in models:
-        median = {size: sorted(t)[len(t) // 2] for size, t in times[name].items()}
+    for name, median in medians.items():
         results[name] = {size: {"ms": 1000 * median[size], "x_base": median[size] / base[size]} for size in args.sizes}
         cells = [f"{1000 * median[size]:.1f} ({median[size] / base[size]:.2f}x)" for size in args.sizes]
         print(f"| {name} | " + " | ".join(cells) + " |")

@@ -19,11 +19,10 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM
 
 import hf_jacobi  # noqa: F401  (generation_mode="jacobi")
 from hf_jacobi.filler_gate import is_filler_gated
-from hf_jacobi.loading import chat_prompt, load_model
+from hf_jacobi.loading import chat_prompt, load_model, load_saved_model
 from hf_jacobi.training.pipeline import _eval_prompts
 
 
@@ -56,12 +55,7 @@ def main(argv=None):
                          for r in [0, *args.fresh_rows]}
     results = {}
     for name in args.models or ["base"]:
-        if name == "base":
-            model = base
-        elif (Path(name) / "adapter_config.json").exists():  # an adapter folder, e.g. a filler-gated one
-            model = load_model(adapter=name)[0]
-        else:
-            model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
+        model = base if name == "base" else load_saved_model(name)
         model = model.to(dtype).eval()
         # A filler-gated adapter's greedy output is the base model's: greedy decoding runs on the base model, without
         # the unmerged adapter's cost (the speedups are then against what a user of the base model runs)

@@ -23,10 +23,9 @@ import json
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM
 
 from hf_jacobi.collection import CollectConfig, collect_trajectories
-from hf_jacobi.loading import load_model
+from hf_jacobi.loading import load_model, load_saved_model
 from hf_jacobi.training import pack_states
 from hf_jacobi.training.pipeline import _eval_prompts, accuracy_by_offset
 
@@ -68,12 +67,7 @@ def main(argv=None):
     examples = [examples[i] for i in range(len(examples))]
     results = {}
     for name in ["base", *args.models]:
-        if name == "base":
-            model = base
-        elif (Path(name) / "adapter_config.json").exists():
-            model = load_model(adapter=name)[0]
-        else:
-            model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
+        model = base if name == "base" else load_saved_model(name)
         model = model.to(getattr(torch, args.dtype)).eval()
         rows = accuracy_by_offset(model, examples, tokenizer.pad_token_id, tokenizer.eos_token_id)
         run_tpf = 1 + sum(row["run_accuracy"] for row in rows)

@@ -42,8 +42,9 @@ def curve(run: Path) -> list[dict]:
 
 def main(run: str, out: str, *extra: str) -> None:
     references = [arg for arg in extra if "=" in arg]
+    continued = [Path(arg) for arg in extra if "=" not in arg]
     points = curve(Path(run))
-    for other in (Path(arg) for arg in extra if "=" not in arg):  # continuations: their rounds after the base
+    for other in continued:  # their rounds after the base
         points += [p | {"round": f"{other.name} {p['round']}"} for p in curve(other)[1:]]
     points.sort(key=lambda p: p["tokens"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -66,8 +67,7 @@ def main(run: str, out: str, *extra: str) -> None:
         ax.set_xlabel(label)
         ax.set_ylabel("tokens per forward (block 16, unseen prompts)")
         ax.grid(alpha=0.3)
-    continued = [Path(arg).name for arg in extra if "=" not in arg]
-    fig.suptitle(f"Jacobi Forcing learning curve: {Path(run).name}" + (f" -> {' -> '.join(continued)}" if continued else ""))
+    fig.suptitle(" -> ".join(["Jacobi Forcing learning curve: " + Path(run).name, *(path.name for path in continued)]))
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     print(json.dumps(points, indent=1))

@@ -144,6 +144,16 @@ def load_model(
     return lm.eval(), tokenizer
 
 
+def load_saved_model(path: str | Path):
+    """A float32 model saved by `hf-jacobi train` or an example: an adapter folder (with `adapter_config.json`) goes
+    through `load_model(adapter=...)`, so a filler-gated one stays gated; any other folder is a full model."""
+    from transformers import AutoModelForCausalLM
+
+    if (Path(path) / "adapter_config.json").exists():
+        return load_model(adapter=path)[0]
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+
+
 def _plain_copy(gguf_model):
     """The dequantized GGUF model as an ordinary model: GGUF-loaded models refuse training and `save_pretrained`."""
     from transformers import AutoModelForCausalLM
