@@ -160,6 +160,40 @@ def test_resume_from_checkpoint(tmp_path):
         torch.testing.assert_close(value, final[key])
 
 
+def test_time_box_keeps_its_schedule_across_an_interruption(tmp_path, monkeypatch):
+    """`hf-jacobi train --max_minutes`: the time spent in the box is saved in each checkpoint, so a run killed inside
+    its box resumes at the same point of its learning-rate decay; a box that ran out starts anew (a continuation)."""
+    from hf_jacobi.training import pipeline
+
+    clock = [100.0]  # each training step takes one "minute"
+    monkeypatch.setattr(pipeline.time, "monotonic", lambda: clock[0])
+
+    class Tick(pipeline.TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            clock[0] += 60
+
+    def run(resume=None, minutes=10):
+        box = pipeline.TimeBox(minutes)
+        trainer = make_trainer(tiny_model("llama"), make_args(tmp_path, max_steps=20, save_strategy="steps",
+                                                              save_steps=2), callbacks=[Tick(), box])
+        if resume:
+            box.resume_from(resume)
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        return box, trainer
+
+    box, trainer = run()
+    assert box.hit and trainer.state.global_step == 11  # stops after the step that ran past 10 minutes
+    # a process killed after checkpoint 4 resumes 4 minutes into its box, not at the start of a new one
+    resumed = pipeline.TimeBox(10)
+    resumed.resume_from(tmp_path / "out" / "checkpoint-4")
+    assert resumed.spent == pytest.approx(240)
+    box, trainer = run(tmp_path / "out" / "checkpoint-4")
+    assert box.hit and trainer.state.global_step == 11  # the same 10 minutes in all
+    # the end of a finished box: resuming starts a new box
+    box, trainer = run(tmp_path / "out" / "checkpoint-11", minutes=3)
+    assert box.hit and trainer.state.global_step == 15  # 11 + 4 steps of one minute, past 3
+
+
 def test_model_card(tmp_path):
     dataset = pack_trajectories(random_trajectory_records(5, 4, 2), strategy="random", min_ratio=0.25, seed=1)
     args = make_args(tmp_path, max_steps=1)

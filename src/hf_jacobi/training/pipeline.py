@@ -25,7 +25,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainerState
+from transformers.trainer_callback import ExportableState
+from transformers.trainer_utils import get_last_checkpoint
 
 from ..loading import resolve_dtype
 
@@ -158,23 +160,43 @@ class JacobiTrainScriptArguments:
         return self.round_block_sizes[min(round_index, len(self.round_block_sizes) - 1)]
 
 
-class TimeBox(TrainerCallback):
-    """Stop (saving a checkpoint) after `minutes` of training in this run; the learning rate decays over the box."""
+class TimeBox(TrainerCallback, ExportableState):
+    """Stop (saving a checkpoint) after `minutes` of training; the learning rate decays over the box.
+
+    The time spent is saved in every checkpoint (`trainer_state.json`), so a run interrupted inside its box resumes
+    where its schedule stood (`resume_from`) instead of warming up again; resuming from the end of a finished box
+    starts a new box (a continuation with a new `--max_minutes`).
+    """
 
     def __init__(self, minutes: float, warmup: float = 0.03):
         self.seconds, self.warmup, self.start, self.hit = 60 * minutes, warmup, time.monotonic(), False
+        self.spent = 0.0  # seconds of this box spent before this process
+
+    def elapsed(self) -> float:
+        return self.spent + time.monotonic() - self.start
+
+    def state(self) -> dict:
+        return {"args": {"minutes": self.seconds / 60, "warmup": self.warmup},
+                "attributes": {"spent": self.elapsed(), "hit": self.hit}}
+
+    def resume_from(self, checkpoint: str | Path) -> None:
+        """Go on with the box `checkpoint` was saved in, unless that box ran out (or was saved before boxes kept time)."""
+        saved = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json")).stateful_callbacks
+        saved = (saved or {}).get(type(self).__name__, {}).get("attributes", {})
+        if "spent" in saved and not saved.get("hit") and saved["spent"] < self.seconds:
+            self.spent = saved["spent"]
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start = time.monotonic()
 
     def scale(self, _step) -> float:
-        t = min((time.monotonic() - self.start) / self.seconds, 1.0)
+        t = min(self.elapsed() / self.seconds, 1.0)
         if t < self.warmup:
             return max(t / self.warmup, 0.01)
         return max(0.5 * (1 + math.cos(math.pi * (t - self.warmup) / (1 - self.warmup))), 0.01)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if time.monotonic() - self.start > self.seconds:
+        if self.elapsed() > self.seconds:
             control.should_training_stop = control.should_save = self.hit = True
         return control
 
@@ -484,7 +506,9 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             )
             if timebox is not None:
                 trainer.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(trainer.create_optimizer(), timebox.scale)
-            resume = any((round_dir / "train").glob("checkpoint-*"))
+            resume = get_last_checkpoint(str(round_dir / "train")) if (round_dir / "train").is_dir() else None
+            if timebox is not None and resume:
+                timebox.resume_from(resume)
             started = time.perf_counter()
             trainer.train(resume_from_checkpoint=resume or None)
             lengths = [len(p) + len(c) + len(b) * state_length for p, c, b in
