@@ -36,6 +36,8 @@ def main(argv=None):
     parser.add_argument("--fresh-rows", type=int, nargs="*", default=[3])
     parser.add_argument("--lookup", type=int, default=0, metavar="NGRAM",
                         help="also each rows setting with context-lookup rows (lookup_ngram=NGRAM)")
+    parser.add_argument("--num-blocks", type=int, nargs="*", default=[],
+                        help="also multi-block decoding with K blocks in flight (clean carry; with --lookup, also + lookup)")
     parser.add_argument("--filler", type=int, default=16, help="filler of models without one in their config")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     parser.add_argument("--output", type=Path)
@@ -53,6 +55,11 @@ def main(argv=None):
             settings |= {f"n={n} clean + {r} fresh rows + lookup {args.lookup}":
                          {"block_size": n, "draft_carry": "clean", "fresh_rows": r, "lookup_ngram": args.lookup}
                          for r in [0, *args.fresh_rows]}
+        for k in args.num_blocks:
+            settings[f"n={n} clean, {k} blocks"] = {"block_size": n, "draft_carry": "clean", "num_blocks": k}
+            if args.lookup:
+                settings[f"n={n} clean, {k} blocks + lookup {args.lookup}"] = {
+                    "block_size": n, "draft_carry": "clean", "num_blocks": k, "lookup_ngram": args.lookup}
     results = {}
     for name in args.models or ["base"]:
         model = base if name == "base" else load_saved_model(name)

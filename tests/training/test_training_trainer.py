@@ -194,6 +194,29 @@ def test_time_box_keeps_its_schedule_across_an_interruption(tmp_path, monkeypatc
     assert box.hit and trainer.state.global_step == 15  # 11 + 4 steps of one minute, past 3
 
 
+def test_resume_skips_a_checkpoint_torn_by_a_kill(tmp_path):
+    """A run killed while saving leaves a partial checkpoint (the trainer writes `trainer_state.json` last): the
+    pipeline resumes from the newest complete one, where `get_last_checkpoint` would pick the torn one and fail."""
+    import shutil
+
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from hf_jacobi.training.pipeline import last_complete_checkpoint
+
+    out = tmp_path / "out"
+    make_trainer(tiny_model("llama"), make_args(tmp_path, max_steps=4, save_strategy="steps", save_steps=2)).train()
+    shutil.copytree(out / "checkpoint-4", out / "checkpoint-6", ignore=shutil.ignore_patterns("trainer_state.json"))
+    shutil.copytree(out / "checkpoint-4", out / "checkpoint-8")
+    state = out / "checkpoint-8" / "trainer_state.json"
+    state.write_text(state.read_text()[:100])  # killed in the middle of writing it
+    assert get_last_checkpoint(str(out)) == str(out / "checkpoint-8")
+    assert last_complete_checkpoint(out) == str(out / "checkpoint-4")
+    assert last_complete_checkpoint(tmp_path / "missing") is None
+    resumed = make_trainer(tiny_model("llama"), make_args(tmp_path, max_steps=6, save_strategy="steps", save_steps=2))
+    resumed.train(resume_from_checkpoint=last_complete_checkpoint(out))
+    assert resumed.state.global_step == 6
+
+
 def test_model_card(tmp_path):
     dataset = pack_trajectories(random_trajectory_records(5, 4, 2), strategy="random", min_ratio=0.25, seed=1)
     args = make_args(tmp_path, max_steps=1)

@@ -27,7 +27,6 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback, TrainerState
 from transformers.trainer_callback import ExportableState
-from transformers.trainer_utils import get_last_checkpoint
 
 from ..loading import resolve_dtype
 
@@ -199,6 +198,21 @@ class TimeBox(TrainerCallback, ExportableState):
         if self.elapsed() > self.seconds:
             control.should_training_stop = control.should_save = self.hit = True
         return control
+
+
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest checkpoint in `folder` whose `trainer_state.json` (the trainer writes it last) reads back. A run killed
+    while saving leaves a partial checkpoint, which the trainer's own `get_last_checkpoint` picks and cannot resume."""
+    steps = {int(path.name.split("-")[1]): path for path in Path(folder).glob("checkpoint-*")
+             if path.name.split("-")[1].isdigit()}
+    for step in sorted(steps, reverse=True):
+        try:
+            TrainerState.load_from_json(str(steps[step] / "trainer_state.json"))
+        except (OSError, ValueError, TypeError):  # missing, torn (JSONDecodeError) or from another version
+            logger.warning(f"Skipping {steps[step]}: it was not written to the end (the run stopped while saving it).")
+            continue
+        return str(steps[step])
+    return None
 
 
 @torch.no_grad()
@@ -506,7 +520,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             )
             if timebox is not None:
                 trainer.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(trainer.create_optimizer(), timebox.scale)
-            resume = get_last_checkpoint(str(round_dir / "train")) if (round_dir / "train").is_dir() else None
+            resume = last_complete_checkpoint(round_dir / "train")
             if timebox is not None and resume:
                 timebox.resume_from(resume)
             started = time.perf_counter()
