@@ -1,5 +1,6 @@
 """JacobiForcingTrainer on tiny models: losses go down, logging, LoRA, gradient checkpointing, resume, model card."""
 
+import json
 
 import pytest
 import torch
@@ -201,7 +202,7 @@ def test_resume_skips_a_checkpoint_torn_by_a_kill(tmp_path):
 
     from transformers.trainer_utils import get_last_checkpoint
 
-    from hf_jacobi.training.pipeline import last_complete_checkpoint
+    from hf_jacobi.training.pipeline import TimeBox, last_complete_checkpoint
 
     out = tmp_path / "out"
     make_trainer(tiny_model("llama"), make_args(tmp_path, max_steps=4, save_strategy="steps", save_steps=2)).train()
@@ -212,9 +213,14 @@ def test_resume_skips_a_checkpoint_torn_by_a_kill(tmp_path):
     assert get_last_checkpoint(str(out)) == str(out / "checkpoint-8")
     assert last_complete_checkpoint(out) == str(out / "checkpoint-4")
     assert last_complete_checkpoint(tmp_path / "missing") is None
-    resumed = make_trainer(tiny_model("llama"), make_args(tmp_path, max_steps=6, save_strategy="steps", save_steps=2))
+    # resumed with a time box, from a checkpoint saved without one (as in runs from before boxes kept time)
+    box = TimeBox(minutes=60)
+    resumed = make_trainer(tiny_model("llama"), make_args(tmp_path, max_steps=6, save_strategy="steps", save_steps=2),
+                           callbacks=[box])
+    box.resume_from(last_complete_checkpoint(out))
     resumed.train(resume_from_checkpoint=last_complete_checkpoint(out))
-    assert resumed.state.global_step == 6
+    assert resumed.state.global_step == 6 and box.spent == 0.0 and not box.hit
+    assert "TimeBox" in json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())["stateful_callbacks"]
 
 
 def test_model_card(tmp_path):

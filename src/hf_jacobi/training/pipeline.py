@@ -187,6 +187,8 @@ class TimeBox(TrainerCallback, ExportableState):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start = time.monotonic()
+        # a checkpoint saved without a time box (older runs) has no entry, which the trainer's save expects
+        state.stateful_callbacks.setdefault(type(self).__name__, self.state())
 
     def scale(self, _step) -> float:
         t = min(self.elapsed() / self.seconds, 1.0)
