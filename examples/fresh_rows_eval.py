@@ -1,5 +1,6 @@
 """Decoding settings of a fixed-filler model side by side on held-out prompts: the Jacobi carry, the clean carry, and
-the clean carry with fresh-tail rows (`fresh_rows`), against HF greedy, in one process.
+the clean carry with fresh-tail rows (`fresh_rows`), context-lookup rows (`--lookup`) and several blocks in flight
+(`--num-blocks`), against HF greedy, in one process.
 
     python examples/fresh_rows_eval.py --models runs/fresh/round_0/train/model --block-sizes 16 8 --fresh-rows 3 7 \\
         --output runs/fresh/decode_eval.json
