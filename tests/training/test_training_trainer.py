@@ -177,8 +177,6 @@ def test_time_box_keeps_its_schedule_across_an_interruption(tmp_path, monkeypatc
         box = pipeline.TimeBox(minutes)
         trainer = make_trainer(tiny_model("llama"), make_args(tmp_path, max_steps=20, save_strategy="steps",
                                                               save_steps=2), callbacks=[Tick(), box])
-        if resume:
-            box.resume_from(resume)
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         return box, trainer
 
@@ -186,7 +184,8 @@ def test_time_box_keeps_its_schedule_across_an_interruption(tmp_path, monkeypatc
     assert box.hit and trainer.state.global_step == 11  # stops after the step that ran past 10 minutes
     # a process killed after checkpoint 4 resumes 4 minutes into its box, not at the start of a new one
     resumed = pipeline.TimeBox(10)
-    resumed.resume_from(tmp_path / "out" / "checkpoint-4")
+    resumed.on_train_begin(None, pipeline.TrainerState.load_from_json(
+        str(tmp_path / "out" / "checkpoint-4" / "trainer_state.json")), None)
     assert resumed.spent == pytest.approx(240)
     box, trainer = run(tmp_path / "out" / "checkpoint-4")
     assert box.hit and trainer.state.global_step == 11  # the same 10 minutes in all
@@ -217,7 +216,6 @@ def test_resume_skips_a_checkpoint_torn_by_a_kill(tmp_path):
     box = TimeBox(minutes=60)
     resumed = make_trainer(tiny_model("llama"), make_args(tmp_path, max_steps=6, save_strategy="steps", save_steps=2),
                            callbacks=[box])
-    box.resume_from(last_complete_checkpoint(out))
     resumed.train(resume_from_checkpoint=last_complete_checkpoint(out))
     assert resumed.state.global_step == 6 and box.spent == 0.0 and not box.hit
     assert "TimeBox" in json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())["stateful_callbacks"]

@@ -163,7 +163,7 @@ class TimeBox(TrainerCallback, ExportableState):
     """Stop (saving a checkpoint) after `minutes` of training; the learning rate decays over the box.
 
     The time spent is saved in every checkpoint (`trainer_state.json`), so a run interrupted inside its box resumes
-    where its schedule stood (`resume_from`) instead of warming up again; resuming from the end of a finished box
+    where its schedule stood instead of warming up again; resuming from the end of a finished box
     starts a new box (a continuation with a new `--max_minutes`).
     """
 
@@ -178,17 +178,15 @@ class TimeBox(TrainerCallback, ExportableState):
         return {"args": {"minutes": self.seconds / 60, "warmup": self.warmup},
                 "attributes": {"spent": self.elapsed(), "hit": self.hit}}
 
-    def resume_from(self, checkpoint: str | Path) -> None:
-        """Go on with the box `checkpoint` was saved in, unless that box ran out (or was saved before boxes kept time)."""
-        saved = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json")).stateful_callbacks
-        saved = (saved or {}).get(type(self).__name__, {}).get("attributes", {})
-        if "spent" in saved and not saved.get("hit") and saved["spent"] < self.seconds:
-            self.spent = saved["spent"]
-
     def on_train_begin(self, args, state, control, **kwargs):
+        # Resumed (the trainer has loaded the checkpoint's state): go on with the box it was saved in, unless that box
+        # ran out or the checkpoint predates boxes keeping time
+        saved = state.stateful_callbacks.get(type(self).__name__, {}) if state.global_step else {}
+        saved = saved.get("attributes", {})
+        if not saved.get("hit") and saved.get("spent", self.seconds) < self.seconds:
+            self.spent = saved["spent"]
         self.start = time.monotonic()
-        # a checkpoint saved without a time box (older runs) has no entry, which the trainer's save expects
-        state.stateful_callbacks.setdefault(type(self).__name__, self.state())
+        state.stateful_callbacks[type(self).__name__] = self.state()  # the trainer's save expects an entry
 
     def scale(self, _step) -> float:
         t = min(self.elapsed() / self.seconds, 1.0)
@@ -523,8 +521,6 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             if timebox is not None:
                 trainer.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(trainer.create_optimizer(), timebox.scale)
             resume = last_complete_checkpoint(round_dir / "train")
-            if timebox is not None and resume:
-                timebox.resume_from(resume)
             started = time.perf_counter()
             trainer.train(resume_from_checkpoint=resume or None)
             lengths = [len(p) + len(c) + len(b) * state_length for p, c, b in
