@@ -1,5 +1,6 @@
 """Decoding settings of a fixed-filler model side by side on held-out prompts: the Jacobi carry, the clean carry, and
-the clean carry with fresh-tail rows (`fresh_rows`), context-lookup rows (`--lookup`) and several blocks in flight
+the clean carry with fresh-tail rows (`fresh_rows`) or the same tails packed into the draft's sequence
+(`--fresh-tails`, `fresh_tails`), context-lookup rows (`--lookup`) and several blocks in flight
 (`--num-blocks`), against HF greedy, in one process.
 
     python examples/fresh_rows_eval.py --models runs/fresh/round_0/train/model --block-sizes 16 8 --fresh-rows 3 7 \\
@@ -35,8 +36,12 @@ def main(argv=None):
     parser.add_argument("--block-sizes", type=int, nargs="+", default=[16])
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--fresh-rows", type=int, nargs="*", default=[3])
+    parser.add_argument("--fresh-tails", type=int, nargs="*", default=[],
+                        help="also the clean carry with T fresh tails in the draft's sequence (block size >= T*T)")
     parser.add_argument("--lookup", type=int, default=0, metavar="NGRAM",
                         help="also each rows setting with context-lookup rows (lookup_ngram=NGRAM)")
+    parser.add_argument("--lookup-tokens", type=int, default=7,
+                        help="most lookup tokens in the draft of the fresh-tails + lookup settings")
     parser.add_argument("--num-blocks", type=int, nargs="*", default=[],
                         help="also multi-block decoding with K blocks in flight (clean carry; with --lookup, also + lookup)")
     parser.add_argument("--filler", type=int, default=16, help="filler of models without one in their config")
@@ -52,6 +57,12 @@ def main(argv=None):
                      f"n={n} clean carry": {"block_size": n, "draft_carry": "clean"}}
         settings |= {f"n={n} clean + {r} fresh rows": {"block_size": n, "draft_carry": "clean", "fresh_rows": r}
                      for r in args.fresh_rows}
+        for t in (t for t in args.fresh_tails if n >= t * t):
+            settings[f"n={n} clean + {t} fresh tails"] = {"block_size": n, "draft_carry": "clean", "fresh_tails": t}
+            if args.lookup:  # the lookup continuation in the draft, the tails behind its first t prefixes
+                settings[f"n={n} clean + {t} fresh tails + lookup {args.lookup} in draft ({args.lookup_tokens})"] = {
+                    "block_size": n, "draft_carry": "clean", "fresh_tails": t, "lookup_ngram": args.lookup,
+                    "lookup_mode": "draft", "lookup_num_tokens": args.lookup_tokens}
         if args.lookup:
             settings |= {f"n={n} clean + {r} fresh rows + lookup {args.lookup}":
                          {"block_size": n, "draft_carry": "clean", "fresh_rows": r, "lookup_ngram": args.lookup}

@@ -53,12 +53,14 @@ def default_methods(
     lookup_draft=(),
     lookup_num_tokens: int = 7,
     fresh_rows=(),
+    fresh_tails=(),
 ) -> list[Method]:
     """HF greedy (the reference of its model), optionally HF prompt lookup, Jacobi at each block size, optionally
     multi-block Jacobi (`(num_blocks, pool_size)`) and Jacobi with context-lookup candidate rows (`lookup_ngram`) at
     each block size, Jacobi with the lookup continuation in the draft (`lookup_mode="draft"`, up to
     `lookup_num_tokens`) at each size of `lookup_draft`, Jacobi with the clean carry and `fresh_rows` rows at each
-    block size for each count in `fresh_rows` (models trained with a token filler), and `block_size="auto"`. Settings
+    block size for each count in `fresh_rows` and with `fresh_tails` tails at each block size that holds them (`n >=
+    T*T`) for each count in `fresh_tails` (models trained with a token filler), and `block_size="auto"`. Settings
     a method leaves out come from its model's generation config (e.g. the filler and carry it was trained with);
     `check_methods` resolves them against the models."""
     prefix = "" if model == "model" else f"{model}/"
@@ -82,6 +84,10 @@ def default_methods(
             methods.append(Method(f"{prefix}jacobi_n{n}_clean_rows{rows}",
                                   jacobi(block_size=n, draft_carry="clean", fresh_rows=rows), n, model,
                                   f"Jacobi clean carry + {rows} fresh-tail rows"))
+        for tails in (t for t in fresh_tails if n >= t * t):
+            methods.append(Method(f"{prefix}jacobi_n{n}_clean_tails{tails}",
+                                  jacobi(block_size=n, draft_carry="clean", fresh_tails=tails), n, model,
+                                  f"Jacobi clean carry + {tails} fresh tails"))
     for n in lookup_draft:
         ngram = lookup or 2
         settings = jacobi(block_size=n, lookup_ngram=ngram, lookup_mode="draft", lookup_num_tokens=lookup_num_tokens)

@@ -239,6 +239,7 @@ def cmd_bench(args) -> None:
         args.block_sizes, prompt_lookup=not args.no_prompt_lookup, model=next(iter(models)),
         multiblock=tuple(args.multiblock) if args.multiblock else None, auto=args.auto, lookup=args.lookup,
         lookup_draft=args.lookup_draft_block_sizes, lookup_num_tokens=args.lookup_tokens, fresh_rows=args.fresh_rows,
+        fresh_tails=args.fresh_tails,
     )
     if trained and args.base_block_sizes is not None:
         models["base"] = _load(args, jacobi_forcing=False, adapter=None)[0]
@@ -398,6 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also run Jacobi with the clean carry and ROWS fresh-tail rows at each block size, for "
                        "each ROWS (a model trained with a token filler, e.g. `hf-jacobi train --states fresh`; "
                        "default: none)")
+    bench.add_argument("--fresh-tails", type=positive_int, nargs="+", default=[], metavar="TAILS",
+                       help="also run Jacobi with the clean carry and TAILS fresh tails packed into the draft's own "
+                       "sequence (one row, a tree mask) at each block size >= TAILS*TAILS, for each TAILS (a model "
+                       "trained with a token filler; default: none)")
     bench.add_argument("--base-block-sizes", type=positive_int, nargs="*", default=None, metavar="BLOCK_SIZE",
                        help="with --jacobi-forcing or --adapter: also run the base model (HF greedy + Jacobi at these "
                        "sizes; no sizes: HF greedy only; default: trained model only)")

@@ -72,8 +72,9 @@ def test_benchmark_uses_the_trained_filler_and_runs_fresh_rows():
     trained = copy.deepcopy(base)
     trained.generation_config.draft_init, trained.generation_config.draft_carry = 16, "clean"
     models = {"base": base, "trained": trained}
-    methods = benchmark.default_methods([4], prompt_lookup=False, model="trained", fresh_rows=[2])
-    assert [m.name for m in methods] == ["trained/hf_greedy", "trained/jacobi_n4", "trained/jacobi_n4_clean_rows2"]
+    methods = benchmark.default_methods([4], prompt_lookup=False, model="trained", fresh_rows=[2], fresh_tails=[2, 3])
+    assert [m.name for m in methods] == ["trained/hf_greedy", "trained/jacobi_n4", "trained/jacobi_n4_clean_rows2",
+                                         "trained/jacobi_n4_clean_tails2"]  # 3 tails need n >= 9
     benchmark.check_methods(models, methods)
     with pytest.raises(ValueError, match="base/jacobi_n4_clean_rows2: .*draft_init"):
         benchmark.check_methods(models, benchmark.default_methods([4], prompt_lookup=False, model="base",
@@ -83,14 +84,14 @@ def test_benchmark_uses_the_trained_filler_and_runs_fresh_rows():
 
     def spy(cls, *args, **kwargs):
         settings = original(cls, *args, **kwargs)
-        seen.append((settings.draft_init, settings.draft_carry, settings.fresh_rows))
+        seen.append((settings.draft_init, settings.draft_carry, settings.fresh_rows, settings.fresh_tails))
         return settings
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(hf_jacobi.generation.JacobiConfig, "from_generation_config", classmethod(spy))
         result = benchmark.run_benchmark(models, tokenizer, benchmark.load_humaneval(1), methods, max_new_tokens=10,
                                          progress=False, forward_costs=False)
-    assert {(16, "clean", 0), (16, "clean", 2)} <= set(seen)
+    assert {(16, "clean", 0, 0), (16, "clean", 2, 0), (16, "clean", 0, 2)} <= set(seen)
     assert all(r["exact_match"] == 1.0 and r["tokens"] == 10 for r in result["methods"])  # lossless, float32
 
 

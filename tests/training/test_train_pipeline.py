@@ -249,6 +249,9 @@ def test_train_command_fresh_states(setup, tmp_path):
         cli.main(argv + ["--overfit", "--states", "fresh"])
     with pytest.raises(SystemExit, match="--draft_carry clean"):
         cli.main(argv + ["--overfit", "--states", "fresh", "--draft_init", "5", "--fresh_rows", "2"])
+    with pytest.raises(SystemExit, match="--eval_block_size 4: .*block_size >= 9"):  # 3 tails need 9 positions
+        cli.main(argv + ["--overfit", "--states", "fresh", "--draft_init", "5", "--draft_carry", "clean",
+                         "--fresh_tails", "3"])
     cli.main(argv + ["--overfit", "--rounds", "1", "--states", "fresh", "--draft_init", "5", "--draft_carry", "clean",
                      "--max_states", "3", "--fresh_rows", "2"])
     from transformers import GenerationConfig

@@ -36,6 +36,9 @@ class DraftStep:
         max_length (`int`): most draft tokens this forward may feed (a draft of `m` tokens commits at most `m`).
         candidates (`torch.LongTensor` of shape `(batch, rows, length)`): the candidates so far; before the first
             source, `(batch, 1, 1)`: the last committed token.
+        tail_parents (`torch.LongTensor` of shape `(T,)`, *optional*): filler tokens to feed behind the draft in its
+            own sequence, each seeing the draft up to the given index (`JacobiConfig.fresh_tails`); they are not
+            verified, only their predictions are kept (`Verification.tail_predictions`).
     """
 
     input_ids: torch.LongTensor
@@ -43,6 +46,7 @@ class DraftStep:
     block_size: int
     max_length: int
     candidates: torch.LongTensor
+    tail_parents: torch.LongTensor | None = None
 
     @property
     def length(self) -> int:
@@ -129,10 +133,11 @@ class JacobiDraft(CandidateSource):
     """
 
     def __init__(self, prompt_ids, prompt_mask, block_size: int, draft_init: str | int = "prompt", seed: int = 0,
-                 carry: str = "all"):
+                 carry: str = "all", tails: int = 0):
         self.block_size = block_size
         self.draft_init = draft_init
         self.carry = carry
+        self.tails = tails
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
         self.prompt_ids = prompt_ids
         # Sampling weights over prompt positions; padding is never drawn, except in a row that is all padding.
@@ -142,11 +147,13 @@ class JacobiDraft(CandidateSource):
         self.guess = prompt_ids.new_empty((prompt_ids.shape[0], 0))
 
     def draft_length(self, block_size: int) -> int:
-        """Tokens to draft for block size `n`."""
-        return block_size
+        """Tokens to draft for block size `n` (with tails: `tails` of them, the rest of the `n` feeds the tails)."""
+        return self.tails or block_size
 
     def get_candidates(self, step: DraftStep) -> torch.LongTensor:
         length = min(max(step.length, self.draft_length(step.block_size)), step.max_length)
+        if self.tails:
+            step.tail_parents = self.tail_parents(length, step.max_length)
         candidates = resize(step.candidates, length)
         last_tokens = candidates[:, 0, 0]
         guess = self.guess[:, : length - 1]
@@ -158,6 +165,14 @@ class JacobiDraft(CandidateSource):
         draft = candidates[:, 0]
         candidates[:, 0] = torch.where(draft == UNDRAFTED, block, draft)
         return candidates
+
+    def tail_parents(self, length: int, max_length: int) -> torch.LongTensor:
+        """Behind each draft prefix `[0..j]` (`j < tails`), a tail of `(n - tails) // tails` fillers at positions
+        `j + 1, ...`: the state `[c, g_1..g_j, filler...]` a fresh block starts from after `j` accepted guesses. Near
+        `max_length` tails stop at the last position generation can reach."""
+        size = (self.block_size - self.tails) // self.tails
+        parents = [j for j in range(min(length, self.tails)) for _ in range(max(0, min(size, max_length - j)))]
+        return torch.tensor(parents, dtype=torch.long)
 
     def filler(self, n_fill: int, last_tokens: torch.LongTensor) -> torch.LongTensor:
         """`n_fill` initial-guess tokens per row, shape `(batch, n_fill)`."""
@@ -179,6 +194,11 @@ class JacobiDraft(CandidateSource):
         where the accepted prefix ends.
         """
         start = verification.num_accepted
+        if self.tails:
+            # the tail behind the accepted prefix: predictions made from exact tokens and filler only
+            behind = (step.tail_parents == start - 1).to(verification.tail_predictions.device)
+            self.guess = verification.tail_predictions[:, behind]
+            return
         if self.carry != "clean":
             self.guess = verification.tokens[:, start:]
             return
@@ -224,8 +244,8 @@ class MultiBlockDraft(JacobiDraft):
     """
 
     def __init__(self, prompt_ids, prompt_mask, block_size: int, draft_init: str | int = "prompt", seed: int = 0,
-                 num_blocks: int = 1, spawn_ratio: float = 0.85, carry: str = "all"):
-        super().__init__(prompt_ids, prompt_mask, block_size, draft_init, seed, carry)
+                 num_blocks: int = 1, spawn_ratio: float = 0.85, carry: str = "all", tails: int = 0):
+        super().__init__(prompt_ids, prompt_mask, block_size, draft_init, seed, carry, tails)
         self.num_blocks = num_blocks
         self.spawn_ratio = spawn_ratio
         self.spawn = False
@@ -235,7 +255,7 @@ class MultiBlockDraft(JacobiDraft):
         """Spawning: one block more than the last draft. Otherwise: up to the end of the last draft (the bonus token
         and the carried predictions), so the tokens in flight stay. Always between `n` and `num_blocks * n`."""
         if self.num_blocks == 1:
-            return block_size
+            return super().draft_length(block_size)
         if self.spawn:
             length = max(block_size, self.last_length) + block_size
         else:
@@ -373,7 +393,8 @@ def build_candidate_sources(config, input_ids: torch.LongTensor, attention_mask=
         sources.append(ContextLookupDraft(config.lookup_ngram, config.lookup_num_tokens))
     sources.append(
         MultiBlockDraft(input_ids, attention_mask, config.block_size, config.draft_init, config.draft_seed,
-                        num_blocks=config.num_blocks, spawn_ratio=config.spawn_ratio, carry=config.draft_carry)
+                        num_blocks=config.num_blocks, spawn_ratio=config.spawn_ratio, carry=config.draft_carry,
+                        tails=config.fresh_tails)
     )
     if config.fresh_rows:
         sources.append(FreshTailRows(config.draft_init, config.fresh_rows))

@@ -52,13 +52,45 @@ def check_fresh_rows(rows, carry, owner: str = "`fresh_rows`", clean: str = "dra
         )
 
 
-def check_auto_compatible(num_blocks, pool_size, lookup_ngram=0, fresh_rows=0) -> None:
+def check_fresh_tails(config) -> None:
+    """`fresh_tails` is an int >= 0. The tails are the fresh-tail rows packed into the draft's own sequence, so they
+    need what the rows need (the clean carry of a token filler) and room for a filler behind each guess prefix, and
+    they replace the other sources of guesses and rows."""
+    tails = config.fresh_tails
+    if not _is_int(tails) or tails < 0:
+        raise ValueError(f"`fresh_tails` must be an int >= 0 (filler tails in the draft's sequence; 0: off), got {tails!r}.")
+    if not tails:
+        return
+    if config.draft_carry != "clean":
+        raise ValueError(
+            f"`fresh_tails={tails}` feeds filler behind each guess prefix for the clean carry to pick up: pass "
+            f"draft_carry='clean' (with a token-id draft_init), got draft_carry={config.draft_carry!r}."
+        )
+    others = {"fresh_rows": (config.fresh_rows, 0), "num_blocks": (config.num_blocks, 1),
+              "pool_size": (config.pool_size, 0), "lookup_mode": (config.lookup_mode if config.lookup_ngram else "draft", "draft")}
+    clash = {name: value for name, (value, off) in others.items() if value != off}
+    if clash:
+        raise ValueError(
+            f"`fresh_tails={tails}` decodes one row per prompt with its own tree of tails; it cannot be combined "
+            f"with {', '.join(f'{k}={v!r}' for k, v in clash.items())}. Drop them (context lookup goes with it as "
+            "lookup_mode='draft'), or use fresh_rows instead of fresh_tails."
+        )
+    if config.block_size != "auto" and config.block_size < tails * tails:
+        raise ValueError(
+            f"`fresh_tails={tails}` feeds {tails} draft tokens and behind each of them a tail long enough for the "
+            f"{tails - 1} guesses the next draft verifies: it needs block_size >= {tails * tails}, got "
+            f"{config.block_size}. Raise block_size or lower fresh_tails."
+        )
+
+
+def check_auto_compatible(num_blocks, pool_size, lookup_ngram=0, fresh_rows=0, fresh_tails=0) -> None:
     """`block_size="auto"` models the cost of one block per sequence: refuse the options that add rows or blocks."""
-    if num_blocks != 1 or pool_size != 0 or lookup_ngram != 0 or fresh_rows != 0:
+    if num_blocks != 1 or pool_size != 0 or lookup_ngram != 0 or fresh_rows != 0 or fresh_tails != 0:
         raise ValueError(
             "`block_size='auto'` chooses the block size from forward timings of one block per sequence; it cannot "
-            f"be combined with num_blocks={num_blocks!r}, pool_size={pool_size!r}, lookup_ngram={lookup_ngram!r} or "
-            f"fresh_rows={fresh_rows!r}. Pass an int block_size with them, or drop them with 'auto'."
+            f"be combined with num_blocks={num_blocks!r}, pool_size={pool_size!r}, lookup_ngram={lookup_ngram!r}, "
+            f"fresh_rows={fresh_rows!r} or fresh_tails={fresh_tails!r}. Pass an int block_size with them, or drop "
+            "them with 'auto'."
         )
 
 
@@ -81,6 +113,15 @@ class JacobiConfig:
             (`j < fresh_rows`) and fill the rest: whatever prefix is accepted, the next draft's guesses come from a
             row whose filler starts right behind it, without a filler-only forward after a rejection (0: off; each row
             costs a block per forward).
+        fresh_tails (`int`): with `draft_carry="clean"`, the fresh-tail rows packed into the draft's own sequence:
+            each forward verifies the first `fresh_tails - 1` guesses and feeds, behind every prefix `[last token,
+            g_1, ..., g_j]`, a tail of filler that sees only that prefix (a tree attention mask, one row, the same
+            positions as a row of its own). Whatever prefix is accepted, the next guesses come from the tail behind
+            it, so every forward verifies guesses made from exact tokens. `block_size` is the width of the forward:
+            `fresh_tails` draft tokens and tails of `(block_size - fresh_tails) // fresh_tails` fillers, so it needs
+            `block_size >= fresh_tails**2` (0: off; full-attention models that take `position_ids`). E.g. 4 tails at
+            block size 16: a draft of 4 tokens and 4 tails of 3. With context lookup (`lookup_mode="draft"`) a
+            lookup continuation lengthens the draft; the tails stay behind its first `fresh_tails` prefixes.
         draft_seed (`int`): seed of the filler sampler (speed only; greedy output never depends on it).
         num_blocks (`int`): blocks of `n` tokens in flight, `K` (1: plain Jacobi decoding; the paper's multi-block decoding).
         spawn_ratio (`float`): `r` in (0, 1]: a pseudo-active block is spawned once `ceil(r * n)` positions of the
@@ -99,6 +140,7 @@ class JacobiConfig:
     draft_init: str | int = "prompt"
     draft_carry: str = "all"
     fresh_rows: int = 0
+    fresh_tails: int = 0
     draft_seed: int = 0
     num_blocks: int = 1
     spawn_ratio: float = 0.85
@@ -109,7 +151,7 @@ class JacobiConfig:
 
     def __post_init__(self):
         if self.block_size == "auto":
-            check_auto_compatible(self.num_blocks, self.pool_size, self.lookup_ngram, self.fresh_rows)
+            check_auto_compatible(self.num_blocks, self.pool_size, self.lookup_ngram, self.fresh_rows, self.fresh_tails)
         elif not _is_int(self.block_size) or self.block_size < 1:
             raise ValueError(
                 f"`block_size` must be an int >= 1 (tokens decoded in parallel) or 'auto', got {self.block_size!r}."
@@ -117,6 +159,7 @@ class JacobiConfig:
         self.draft_init = check_draft_init(self.draft_init)
         check_draft_carry(self.draft_carry, self.draft_init)
         check_fresh_rows(self.fresh_rows, self.draft_carry)
+        check_fresh_tails(self)
         if not _is_int(self.draft_seed):
             raise ValueError(f"`draft_seed` must be an int (seed of the draft filler), got {self.draft_seed!r}.")
         if not _is_int(self.num_blocks) or self.num_blocks < 1:

@@ -101,6 +101,37 @@ def _require_rollback(model, cache) -> None:
         )
 
 
+def _require_tree_attention(model, takes_position_ids: bool) -> None:
+    """Tails need explicit positions and a 4D mask that every attention layer reads as is (no sliding window)."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    layer_types = getattr(config, "layer_types", None)
+    sliding = any(t != "full_attention" for t in layer_types) if layer_types else bool(getattr(config, "sliding_window", None))
+    if not takes_position_ids or sliding:
+        why = "does not take position_ids" if not takes_position_ids else "has sliding-window or other non-full attention layers"
+        raise ValueError(
+            f"`fresh_tails` feeds a tree of tails under a custom 4D attention mask, but {type(model).__name__} {why}. "
+            "Use fresh_rows (the same tails as extra batch rows) with this model, or set fresh_tails=0."
+        )
+
+
+def _with_tails(model, rows, positions, attention_mask, tail_parents, filler: int, committed: int):
+    """The draft rows with the filler tails appended, their positions (a tail behind draft index `j` goes on from
+    position `j + 1`) and the tree mask (`masks.tail_attention_mask`) over the cache and everything fed."""
+    from ..training.masks import tail_attention_mask  # decoding does not import the trainer
+
+    batch, length = rows.shape
+    parents = tail_parents.to(rows.device)
+    first = torch.cat([torch.ones_like(parents[:1], dtype=torch.bool), parents[1:] != parents[:-1]])
+    index = torch.arange(len(parents), device=rows.device)
+    tail_index = index - torch.cummax(torch.where(first, index, 0), 0).values  # index within its tail
+    tail_positions = positions[:, :1] + parents + 1 + tail_index
+    rows = torch.cat([rows, rows.new_full((batch, len(parents)), filler)], dim=-1)
+    positions = torch.cat([positions, tail_positions], dim=-1)
+    padding = attention_mask[:, : committed - 1] if attention_mask is not None else rows.new_ones((batch, committed - 1))
+    dtype = model.get_input_embeddings().weight.dtype
+    return rows, positions, tail_attention_mask(padding, length, parents, dtype)
+
+
 def jacobi_decode(
     model,
     input_ids: torch.LongTensor,
@@ -117,6 +148,7 @@ def jacobi_decode(
     draft_init: str | int | None = None,
     draft_carry: str | None = None,
     fresh_rows: int | None = None,
+    fresh_tails: int | None = None,
     draft_seed: int | None = None,
     num_blocks: int | None = None,
     spawn_ratio: float | None = None,
@@ -156,7 +188,7 @@ def jacobi_decode(
         a `JacobiGenerateOutput`.
     """
     settings = {"block_size": block_size, "draft_init": draft_init, "draft_carry": draft_carry,
-                "fresh_rows": fresh_rows, "draft_seed": draft_seed, "num_blocks": num_blocks,
+                "fresh_rows": fresh_rows, "fresh_tails": fresh_tails, "draft_seed": draft_seed, "num_blocks": num_blocks,
                 "spawn_ratio": spawn_ratio, "pool_size": pool_size, "lookup_ngram": lookup_ngram,
                 "lookup_mode": lookup_mode, "lookup_num_tokens": lookup_num_tokens}
     config = JacobiConfig.from_generation_config(generation_config, jacobi_config, **settings)
@@ -180,6 +212,8 @@ def jacobi_decode(
     out = _Output(input_ids, model_kwargs.get("attention_mask"), generation_config, stopping_criteria)
     sources = build_candidate_sources(config, input_ids, out.attention_mask) + list(candidate_sources or ())
     takes_position_ids = "position_ids" in inspect.signature(model.forward).parameters
+    if config.fresh_tails:
+        _require_tree_attention(model, takes_position_ids)
     device = input_ids.device
 
     # Prefill: the prompt, as ordinary generation does; its last logits give the first token. The cache is checked
@@ -220,6 +254,11 @@ def jacobi_decode(
             cache.batch_repeat_interleave(num_rows)
             positions = positions.repeat_interleave(num_rows, dim=0)
             mask = None if mask is None else mask.repeat_interleave(num_rows, dim=0)
+        fed = length
+        if step.tail_parents is not None and len(step.tail_parents):  # filler tails behind the draft, one row
+            rows, positions, mask = _with_tails(model, rows, positions, out.attention_mask, step.tail_parents,
+                                                config.draft_init, committed)
+            fed = rows.shape[1]
 
         # 3. Forward, and score every position with its own prefix.
         forward_kwargs = {"position_ids": positions} if takes_position_ids else {}
@@ -227,10 +266,13 @@ def jacobi_decode(
                         **forward_kwargs)
         block_logits = outputs.logits.to(dtype=torch.float32)
         del outputs
+        tail_predictions = block_logits[:, length:].argmax(-1)  # guesses only: any choice is lossless
+        block_logits = block_logits[:, :length]
         block_scores = _process_scores(logits_processor, out.input_ids, rows, block_logits, num_rows)
 
         # 4. Verify: the model's tokens, accepted lengths, and the row each sequence keeps.
         verification = verify_candidates(step.candidates, block_scores, do_sample, verify_fn)
+        verification.tail_predictions = tail_predictions
         if num_rows > 1:
             keep = verification.kept_rows
             cache.batch_select_indices(keep)
@@ -249,14 +291,14 @@ def jacobi_decode(
             streamer.put(out.input_ids[:, -num_accepted:].cpu())
 
         # 6. Crop the cache to the accepted draft tokens, and tell the sources and the policy what happened.
-        cache.crop(-(length - num_accepted))
+        cache.crop(-(fed - num_accepted))
         verification.num_accepted = num_accepted
         for source in sources:
             source.update_candidate_strategy(step, verification)
         if block_size_policy is not None:
             block_size_policy.observe(length, num_accepted)
         accepted.append(num_accepted)
-        draft_lengths.append(length)
+        draft_lengths.append(fed)
         candidate_rows.append(num_rows)
         recycled_wins.append(int((step.unfinished & (verification.chosen > 0)).sum()))
 

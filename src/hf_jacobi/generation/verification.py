@@ -94,6 +94,8 @@ class Verification:
         chosen (`torch.LongTensor` of shape `(batch,)`): the row each sequence keeps (longest prefix, draft on ties).
         num_accepted (`int`): tokens committed by every sequence (the loop sets it: the smallest among unfinished
             sequences, so the cache stays rectangular).
+        tail_predictions (`torch.LongTensor` of shape `(batch, T)`, *optional*): the model's greedy tokens at the
+            filler tails fed behind the draft (`DraftStep.tail_parents`): guesses for the next draft, never committed.
     """
 
     candidates: torch.LongTensor
@@ -101,6 +103,7 @@ class Verification:
     accepted: torch.LongTensor
     chosen: torch.LongTensor
     num_accepted: int = 0
+    tail_predictions: torch.LongTensor | None = None
 
     @property
     def kept_rows(self) -> torch.LongTensor:

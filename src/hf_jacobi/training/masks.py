@@ -133,3 +133,36 @@ def draft_attention_mask(model, attention_mask, prompt_width, block_size, num_bl
     if layer_types and len(set(layer_types)) > 1:
         return {"full_attention": additive(visible), "sliding_attention": additive(visible & in_window)}
     return additive(visible & in_window)
+
+
+
+def tail_attention_mask(key_padding, draft_len: int, tail_parents, dtype):
+    """Additive 4D mask `(batch, 1, m + T, cache_len + m + T)` for a decoding forward that feeds a draft of `m`
+    tokens and, behind it, `T` filler tokens in tails (`JacobiConfig.fresh_tails`), after a cache of `cache_len`.
+
+    The same rule as training with `mask_context="clean"`: the draft is the clean sequence (causal, after the cache's
+    real slots), and a tail is a noisy block that sees the cache, the draft up to its parent and itself, causally
+    (consecutive tail tokens with the same parent form one tail). So each tail position's logits are those of a plain
+    causal forward over `[context, draft[: parent + 1], filler...]`.
+
+    Args:
+        key_padding (`torch.Tensor` of shape `(batch, cache_len)`): 1 for real cache slots, 0 for padding.
+        draft_len (`int`): `m`, the draft tokens fed first.
+        tail_parents (`torch.LongTensor` of shape `(T,)`): the last draft index each tail token sees.
+        dtype: the model's compute dtype (additive, so eager attention is right too).
+    """
+    batch, cache_len = key_padding.shape
+    device = key_padding.device
+    tail_parents = tail_parents.to(device)
+    num_tail = tail_parents.shape[0]
+    kind = torch.cat([torch.where(key_padding.bool(), CLEAN, PAD),
+                      torch.full((batch, draft_len), CLEAN, device=device),
+                      torch.full((batch, num_tail), NOISY, device=device)], dim=-1)
+    # where a token sits along the clean sequence: its slot; a tail token: the first slot its tail does not see
+    block = torch.cat([torch.full((cache_len + draft_len,), -1, device=device), tail_parents])
+    where = torch.cat([torch.arange(cache_len + draft_len, device=device), cache_len + tail_parents + 1])
+    idx = torch.arange(cache_len + draft_len + num_tail, device=device)
+    q = slice(cache_len, None)
+    visible = _visible(kind[:, q, None], block[q, None], where[q, None], idx[q, None],
+                       kind[:, None, :], block[None, :], where[None, :], idx[None, :], CLEAN)
+    return torch.zeros(visible.shape, dtype=dtype, device=device).masked_fill(~visible, torch.finfo(dtype).min)[:, None]

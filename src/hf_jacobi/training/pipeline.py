@@ -112,6 +112,12 @@ class JacobiTrainScriptArguments:
         metadata={"help": "With --draft_carry clean: fresh-tail candidate rows the trained model decodes with by "
                           "default (its generation config) and TPF is measured with; see JacobiConfig.fresh_rows."},
     )
+    fresh_tails: int = field(
+        default=0,
+        metadata={"help": "With --draft_carry clean: fresh tails packed into the draft's own sequence (one row, a tree "
+                          "mask; --eval_block_size >= T*T) that the trained model decodes with by default and TPF is "
+                          "measured with; see JacobiConfig.fresh_tails."},
+    )
     filler_gated_adapter: bool = field(
         default=False,
         metadata={"help": "Train a LoRA adapter (--use_peft true) that acts only where the input token is the filler "
@@ -140,6 +146,15 @@ class JacobiTrainScriptArguments:
         self.draft_init = check_draft_init(self.draft_init, "--draft_init")
         check_draft_carry(self.draft_carry, self.draft_init, "--draft_carry")
         check_fresh_rows(self.fresh_rows, self.draft_carry, "--fresh_rows", "--draft_carry clean")
+        if self.fresh_tails:  # the decoding settings the trained model is measured and saved with, checked as such
+            from ..generation.configuration_jacobi import JacobiConfig
+
+            try:
+                JacobiConfig(block_size=self.eval_block_size, draft_init=self.draft_init, draft_carry=self.draft_carry,
+                             fresh_rows=self.fresh_rows, fresh_tails=self.fresh_tails)
+            except ValueError as error:
+                raise ValueError(f"--fresh_tails {self.fresh_tails} with --eval_block_size {self.eval_block_size}: "
+                                 f"{error}") from None
         if self.overfit and self.prompts_per_round is not None:
             raise ValueError("--overfit trains every round on all the prompts: drop --prompts_per_round.")
         if self.answers == "base" and self.states == "trajectory":
@@ -357,6 +372,8 @@ def _decode_as_trained(generation_config, script_args: JacobiTrainScriptArgument
     generation_config.draft_carry = script_args.draft_carry
     if script_args.fresh_rows:
         generation_config.fresh_rows = script_args.fresh_rows
+    if script_args.fresh_tails:
+        generation_config.fresh_tails = script_args.fresh_tails
     generation_config._from_model_config = False  # else loading drops the attributes
 
 
@@ -406,7 +423,8 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     settings["script"].pop("max_minutes")  # a longer or shorter time box may resume
     settings["script"].pop("export_rank")  # how the result is stored: a finished run can be exported (again)
     # runs from before these options resume
-    for name, default in (("draft_init", "prompt"), ("draft_carry", "all"), ("fresh_rows", 0), ("overfit", False),
+    for name, default in (("draft_init", "prompt"), ("draft_carry", "all"), ("fresh_rows", 0), ("fresh_tails", 0),
+                          ("overfit", False),
                           ("filler_gated_adapter", False)):
         if settings["script"][name] == default:
             settings["script"].pop(name)
