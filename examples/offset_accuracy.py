@@ -39,6 +39,24 @@ def implied_tpf(rows: list[dict]) -> float:
     return total
 
 
+def decoder_tpf(run_lengths: dict, examples, max_guesses: int | None = None) -> float:
+    """Tokens per forward of a decoder that drafts from the fresh state at wherever its last forward ended (fresh tails,
+    or fresh rows): along each answer, a forward at start `p` commits `1 + min(run, max_guesses)` tokens, the next
+    starts there. Unlike run TPF (every position weighted alike) this visits positions as decoding does: a forward
+    that accepts many tokens skips the easy positions it covered, so hard positions weigh more."""
+    tokens = forwards = 0
+    for index, example in enumerate(examples):
+        starts = sorted(start for i, start in run_lengths if i == index)
+        if not starts:
+            continue
+        position, last = starts[0], starts[-1]
+        while position <= last:
+            run = run_lengths.get((index, position), 0)
+            accepted = 1 + (run if max_guesses is None else min(run, max_guesses))
+            tokens, forwards, position = tokens + accepted, forwards + 1, position + accepted
+    return tokens / max(forwards, 1)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=[],
@@ -69,10 +87,14 @@ def main(argv=None):
     for name in ["base", *args.models]:
         model = base if name == "base" else load_saved_model(name)
         model = model.to(getattr(torch, args.dtype)).eval()
-        rows = accuracy_by_offset(model, examples, tokenizer.pad_token_id, tokenizer.eos_token_id)
+        run_lengths = {}
+        rows = accuracy_by_offset(model, examples, tokenizer.pad_token_id, tokenizer.eos_token_id,
+                                  run_lengths=run_lengths)
         run_tpf = 1 + sum(row["run_accuracy"] for row in rows)
-        results[name] = {"offsets": rows, "implied_tpf": implied_tpf(rows), "run_tpf": run_tpf}
-        print(f"{name}: implied TPF {results[name]['implied_tpf']:.3f}, run TPF {run_tpf:.3f}", flush=True)
+        decoder = {"all": decoder_tpf(run_lengths, examples), "3 guesses": decoder_tpf(run_lengths, examples, 3)}
+        results[name] = {"offsets": rows, "implied_tpf": implied_tpf(rows), "run_tpf": run_tpf, "decoder_tpf": decoder}
+        print(f"{name}: implied TPF {results[name]['implied_tpf']:.3f}, run TPF {run_tpf:.3f}, decoder TPF "
+              f"{decoder['all']:.3f} ({decoder['3 guesses']:.3f} with 3 guesses a forward)", flush=True)
     shown = range(args.offsets)
     print("| model | " + " | ".join(f"k={k}" for k in shown) + " | implied TPF | run TPF |")
     print("|---|" + "---|" * len(shown) + "---|---|")

@@ -177,10 +177,12 @@ def test_accuracy_by_offset_counts_from_the_first_wrong_token():
             out.logits[..., 8] = torch.where(position_ids == 4, -1.0, out.logits[..., 8])
             return out
 
-    rows = accuracy_by_offset(OffByOne(), [example], pad_token_id=0)
+    runs = {}
+    rows = accuracy_by_offset(OffByOne(), [example], pad_token_id=0, run_lengths=runs)
     # state 0 is right at offset 0 only; state 1 is right at offsets 1 and 2 after a miss, which ends its run at 0
     assert [r["accuracy"] for r in rows] == [0.5, 0.5, 1.0]
     assert [r["run_accuracy"] for r in rows] == [0.5, 0.0, 0.0]
+    assert runs == {(0, 0): 1, (0, 2): 0}  # leading offsets right, per (example, start)
 
 
 def test_measure_tpf_counts_loops_apart():

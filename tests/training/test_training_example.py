@@ -33,3 +33,14 @@ def test_benchmark_script_runs(tmp_path, capsys):
     median = module.main([*argv, "--steps", "1", "--warmup", "1", "--device", "cpu", "--no-memory"])
     assert set(median) == {"jacobi", "plain"}
     assert "tokens/s" in capsys.readouterr().out
+
+
+def test_decoder_tpf_visits_positions_as_decoding_does():
+    """`offset_accuracy.decoder_tpf`: a forward at start p commits 1 + its state's run of right guesses (capped), and
+    the next forward starts where it ended; the states it skips do not count."""
+    decoder_tpf = load_example("offset_accuracy").decoder_tpf
+    runs = {(0, 0): 2, (0, 1): 0, (0, 2): 0, (0, 3): 1, (0, 4): 0, (1, 0): 0}
+    # answer 0: p=0 commits 3, p=3 commits 2; answer 1: p=0 commits 1 -> 6 tokens in 3 forwards
+    assert decoder_tpf(runs, [None, None]) == 2.0
+    # at most 1 guess a forward: p=0 commits 2, p=2 commits 1, p=3 commits 2; answer 1 as before -> 6 in 4
+    assert decoder_tpf(runs, [None, None], max_guesses=1) == 1.5

@@ -295,7 +295,8 @@ def teacher_forced_agreement(model, tokenizer, prompts: list[str], answers: list
 
 
 @torch.no_grad()
-def accuracy_by_offset(model, examples, pad_token_id: int, eos_token_id=None, batch_size: int = 4) -> list[dict]:
+def accuracy_by_offset(model, examples, pad_token_id: int, eos_token_id=None, batch_size: int = 4,
+                       run_lengths: dict | None = None) -> list[dict]:
     """How often the model's argmax at a noisy position is the clean next token, by the position's distance `k` from
     its state's first wrong token (k = 0: one wrong token just before the predicted one), on state-layout examples
     (`pack_states`). The next forward accepts a carried prediction only if those before it were right, so the first
@@ -303,7 +304,8 @@ def accuracy_by_offset(model, examples, pad_token_id: int, eos_token_id=None, ba
     `1 + a_0 + a_0 a_1 + ...` tokens per forward. Returns per offset `k`: positions counted, accuracy, mean
     cross-entropy (nats), and `run_accuracy`: the share of the counted states right at every offset `0..k` (the joint
     probability behind that product: `1 + sum_k run_accuracy_k` is what the predictions allow without assuming the
-    offsets independent)."""
+    offsets independent). With a dict `run_lengths`, also fills it with `(example index, start) -> ` the number of
+    leading offsets right in that state (what a forward drafting from it would accept beyond its first token)."""
     from .collator import JacobiForcingCollator
 
     collator = JacobiForcingCollator(pad_token_id=pad_token_id, eos_token_id=eos_token_id)
@@ -336,6 +338,10 @@ def accuracy_by_offset(model, examples, pad_token_id: int, eos_token_id=None, ba
                     runs[k] = runs.get(k, 0) + int(running)
                     losses[k] = losses.get(k, 0.0) + float(torch.nn.functional.cross_entropy(row_logits, target))
                     counts[k] = counts.get(k, 0) + 1
+                    if run_lengths is not None and running:
+                        run_lengths[(first + row, start)] = k + 1
+                if run_lengths is not None:
+                    run_lengths.setdefault((first + row, start), 0)
     return [{"offset": k, "positions": counts[k], "accuracy": hits[k] / counts[k],
              "cross_entropy": losses[k] / counts[k], "run_accuracy": runs[k] / counts[k]} for k in sorted(counts)]
 
