@@ -31,6 +31,8 @@ model at weight 5, per-token consistency mean, hard consistency target, distinct
 - `repeats`: as many examples from a quarter as many prompts, each seen 4 times (few prompts many times);
 - `gated_mlp`, `gated_qv`: the gated adapter on the MLP projections only, or on q and v only: an unmerged adapter's
   cost per forward grows with the number of adapted modules (`examples/forward_cost.py`).
+- `gated_h4`: the gated adapter with states cut to 4 positions (`--consistency_horizon 4`) and twice as many of them
+  (`--max_states 96`), the same tokens: fresh tails (`fresh_tails=4`) read only the first 3 guesses of a state.
 """
 
 import argparse
@@ -58,6 +60,8 @@ ARMS = {
     # fewer gated LoRA modules: an unmerged adapter costs per module on a CPU (`examples/forward_cost.py`)
     "gated_mlp": [*GATED, "--lora_target_modules", "gate_proj", "up_proj", "down_proj"],
     "gated_qv": [*GATED, "--lora_target_modules", "q_proj", "v_proj"],
+    # the gated adapter trained only where fresh tails read it: offsets 0-3 of each state, twice as many states
+    "gated_h4": [*GATED, "--consistency_horizon", "4", "--max_states", "96"],
 }
 REPEATS = 4
 BATCH = 4  # examples per step (the recipe's per_device_train_batch_size)

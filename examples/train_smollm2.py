@@ -33,7 +33,8 @@ the base model's, token for token. The shipped adapter is `--gated --rounds 1 --
 55` over the seven collections of the run above (`docs/gated_cpu/combine_rounds.py`): held-out TPF 1.354 after 566k
 tokens, all 11 of the base model's HumanEval passes kept; then the same on a copy of that folder without its
 `round_0/train/model` and with `--max_minutes 45`, which resumes from the last checkpoint through the same epoch:
-1.444 after 983k tokens (README "The filler-gated adapter"). `--ship` copies a gated run's adapter in fp16. Earlier recipes: decoder states
+1.444 after 983k tokens, and a second time (45 minutes more): 1.504 after 1.38M tokens, 1.744 decoded with
+`fresh_tails=4` (README "The filler-gated adapter"). `--ship` copies a gated run's adapter in fp16. Earlier recipes: decoder states
 (`--states decoding --max_states 160 --consistency_horizon 4`), which reached 1.23 at 3 rounds.
 """
 

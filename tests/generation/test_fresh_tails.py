@@ -147,3 +147,28 @@ def test_no_tails_no_change():
                     "return_dict_in_generate": True}
     a, b = _greedy(model, inputs, **settings), _greedy(model, inputs, fresh_tails=0, **settings)
     assert torch.equal(a.sequences, b.sequences) and a.accepted_tokens.tolist() == b.accepted_tokens.tolist()
+
+
+def test_sampling_with_fresh_tails():
+    """Under sampling the tails' guesses are drafts like any other (argmax of the tail logits) and the verification
+    samples every committed token (its distribution is tested in test_sampling.py): the loop runs to the length."""
+    model = make_tiny_model("llama")
+    inputs = generation_inputs(1)
+    settings = {"do_sample": True, "max_new_tokens": MAX_NEW_TOKENS, "generation_mode": "jacobi", "block_size": 9,
+                "draft_init": FILLER, "draft_carry": "clean", "return_dict_in_generate": True}
+    torch.manual_seed(0)
+    out = model.generate(**inputs, fresh_tails=3, **settings)
+    assert out.sequences.shape[1] == inputs["input_ids"].shape[1] + MAX_NEW_TOKENS
+    assert int(out.accepted_tokens.sum()) == MAX_NEW_TOKENS - 1
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_logits_processors_see_only_the_draft(tiny_model_factory, family):
+    """Processors score the verified draft positions with their own prefixes; the tails are not scored."""
+    model = tiny_model_factory(family)
+    inputs = generation_inputs(3)
+    kwargs = {"repetition_penalty": 1.3, "min_new_tokens": 5}
+    reference = _greedy(model, inputs, **kwargs)
+    out = _greedy(model, inputs, generation_mode="jacobi", block_size=16, draft_init=FILLER, draft_carry="clean",
+                  fresh_tails=4, **kwargs)
+    torch.testing.assert_close(out, reference, rtol=0, atol=0)

@@ -17,6 +17,7 @@ from transformers.generation.utils import GenerateDecoderOnlyOutput
 from .candidates import CandidateSource, DraftStep, build_candidate_sources
 from .configuration_jacobi import JacobiConfig, cache_rolls_back, validate_generation
 from .verification import select_tokens, verify_candidates
+from .visibility import tail_attention_mask
 
 
 @dataclass
@@ -117,8 +118,6 @@ def _require_tree_attention(model, takes_position_ids: bool) -> None:
 def _with_tails(model, rows, positions, attention_mask, tail_parents, filler: int, committed: int):
     """The draft rows with the filler tails appended, their positions (a tail behind draft index `j` goes on from
     position `j + 1`) and the tree mask (`masks.tail_attention_mask`) over the cache and everything fed."""
-    from ..training.masks import tail_attention_mask  # decoding does not import the trainer
-
     batch, length = rows.shape
     parents = tail_parents.to(rows.device)
     first = torch.cat([torch.ones_like(parents[:1], dtype=torch.bool), parents[1:] != parents[:-1]])
@@ -268,7 +267,7 @@ def jacobi_decode(
         del outputs
         tail_predictions = block_logits[:, length:].argmax(-1)  # guesses only: any choice is lossless
         block_logits = block_logits[:, :length]
-        block_scores = _process_scores(logits_processor, out.input_ids, rows, block_logits, num_rows)
+        block_scores = _process_scores(logits_processor, out.input_ids, rows[:, :length], block_logits, num_rows)
 
         # 4. Verify: the model's tokens, accepted lengths, and the row each sequence keeps.
         verification = verify_candidates(step.candidates, block_scores, do_sample, verify_fn)
