@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from ..generation.visibility import CLEAN, NOISY, PAD, PROMPT
+from ..generation.visibility import CLEAN, NOISY, PAD, PROMPT  # noqa: F401  (PROMPT: re-exported for the collator)
 from ..generation.visibility import visible as _visible
 
 MASK_CONTEXTS = ("noisy", "clean")
