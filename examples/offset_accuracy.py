@@ -16,6 +16,8 @@ position `p` of the base model's greedy answers (`pack_states(filler_token_id=ID
 `generate`, `CollectConfig(states="answers")`): what `--states fresh` trains, and what the `draft_carry="clean"`
 decoder starts each block from. Their run TPF is the tokens per forward of a decoder whose every forward drafts from
 such a state; the clean carry spends about every other forward on one (`(1 + run TPF) / 2` per forward).
+`decoder TPF` replays that decoder along the answers instead (a forward starts where the last one ended, so hard
+positions weigh more than in run TPF); with at most 3 guesses a forward it is what `fresh_tails=4` allows.
 """
 
 import argparse
