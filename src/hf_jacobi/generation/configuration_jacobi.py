@@ -58,7 +58,9 @@ def check_fresh_tails(config) -> None:
     they replace the other sources of guesses and rows."""
     tails = config.fresh_tails
     if not _is_int(tails) or tails < 0:
-        raise ValueError(f"`fresh_tails` must be an int >= 0 (filler tails in the draft's sequence; 0: off), got {tails!r}.")
+        raise ValueError(
+            f"`fresh_tails` must be an int >= 0 (filler tails in the draft's sequence; 0: off), got {tails!r}."
+        )
     if not tails:
         return
     if config.draft_carry != "clean":
@@ -66,8 +68,9 @@ def check_fresh_tails(config) -> None:
             f"`fresh_tails={tails}` feeds filler behind each guess prefix for the clean carry to pick up: pass "
             f"draft_carry='clean' (with a token-id draft_init), got draft_carry={config.draft_carry!r}."
         )
+    lookup_mode = config.lookup_mode if config.lookup_ngram else "draft"  # lookup off: nothing to clash
     others = {"fresh_rows": (config.fresh_rows, 0), "num_blocks": (config.num_blocks, 1),
-              "pool_size": (config.pool_size, 0), "lookup_mode": (config.lookup_mode if config.lookup_ngram else "draft", "draft")}
+              "pool_size": (config.pool_size, 0), "lookup_mode": (lookup_mode, "draft")}
     clash = {name: value for name, (value, off) in others.items() if value != off}
     if clash:
         raise ValueError(

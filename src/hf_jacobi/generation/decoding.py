@@ -106,9 +106,13 @@ def _require_tree_attention(model, takes_position_ids: bool) -> None:
     """Tails need explicit positions and a 4D mask that every attention layer reads as is (no sliding window)."""
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     layer_types = getattr(config, "layer_types", None)
-    sliding = any(t != "full_attention" for t in layer_types) if layer_types else bool(getattr(config, "sliding_window", None))
+    if layer_types:
+        sliding = any(t != "full_attention" for t in layer_types)
+    else:
+        sliding = bool(getattr(config, "sliding_window", None))
     if not takes_position_ids or sliding:
-        why = "does not take position_ids" if not takes_position_ids else "has sliding-window or other non-full attention layers"
+        why = ("does not take position_ids" if not takes_position_ids
+               else "has sliding-window or other non-full attention layers")
         raise ValueError(
             f"`fresh_tails` feeds a tree of tails under a custom 4D attention mask, but {type(model).__name__} {why}. "
             "Use fresh_rows (the same tails as extra batch rows) with this model, or set fresh_tails=0."
@@ -117,12 +121,11 @@ def _require_tree_attention(model, takes_position_ids: bool) -> None:
 
 def _with_tails(model, rows, positions, attention_mask, tail_parents, filler: int, committed: int):
     """The draft rows with the filler tails appended, their positions (a tail behind draft index `j` goes on from
-    position `j + 1`) and the tree mask (`masks.tail_attention_mask`) over the cache and everything fed."""
+    position `j + 1`) and the tree mask (`visibility.tail_attention_mask`) over the cache and everything fed."""
     batch, length = rows.shape
-    parents = tail_parents.to(rows.device)
-    first = torch.cat([torch.ones_like(parents[:1], dtype=torch.bool), parents[1:] != parents[:-1]])
+    parents = tail_parents.to(rows.device)  # non-decreasing: one tail after the other
     index = torch.arange(len(parents), device=rows.device)
-    tail_index = index - torch.cummax(torch.where(first, index, 0), 0).values  # index within its tail
+    tail_index = index - torch.searchsorted(parents, parents)  # index within its tail
     tail_positions = positions[:, :1] + parents + 1 + tail_index
     rows = torch.cat([rows, rows.new_full((batch, len(parents)), filler)], dim=-1)
     positions = torch.cat([positions, tail_positions], dim=-1)
@@ -253,21 +256,21 @@ def jacobi_decode(
             cache.batch_repeat_interleave(num_rows)
             positions = positions.repeat_interleave(num_rows, dim=0)
             mask = None if mask is None else mask.repeat_interleave(num_rows, dim=0)
-        fed = length
+        fed_ids = rows
         if step.tail_parents is not None and len(step.tail_parents):  # filler tails behind the draft, one row
-            rows, positions, mask = _with_tails(model, rows, positions, out.attention_mask, step.tail_parents,
-                                                config.draft_init, committed)
-            fed = rows.shape[1]
+            fed_ids, positions, mask = _with_tails(model, rows, positions, out.attention_mask, step.tail_parents,
+                                                   config.draft_init, committed)
+        fed = fed_ids.shape[1]
 
         # 3. Forward, and score every position with its own prefix.
         forward_kwargs = {"position_ids": positions} if takes_position_ids else {}
-        outputs = model(input_ids=rows, attention_mask=mask, cache=cache, use_cache=True, return_dict=True,
+        outputs = model(input_ids=fed_ids, attention_mask=mask, cache=cache, use_cache=True, return_dict=True,
                         **forward_kwargs)
         block_logits = outputs.logits.to(dtype=torch.float32)
         del outputs
         tail_predictions = block_logits[:, length:].argmax(-1)  # guesses only: any choice is lossless
         block_logits = block_logits[:, :length]
-        block_scores = _process_scores(logits_processor, out.input_ids, rows[:, :length], block_logits, num_rows)
+        block_scores = _process_scores(logits_processor, out.input_ids, rows, block_logits, num_rows)
 
         # 4. Verify: the model's tokens, accepted lengths, and the row each sequence keeps.
         verification = verify_candidates(step.candidates, block_scores, do_sample, verify_fn)

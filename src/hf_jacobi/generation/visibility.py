@@ -72,5 +72,11 @@ def tail_attention_mask(key_padding, draft_len: int, tail_parents, dtype):
     idx = torch.arange(cache_len + draft_len + num_tail, device=device)
     q = slice(cache_len, None)
     seen = visible(kind[:, q, None], block[q, None], where[q, None], idx[q, None],
-                       kind[:, None, :], block[None, :], where[None, :], idx[None, :], CLEAN)
-    return torch.zeros(seen.shape, dtype=dtype, device=device).masked_fill(~seen, torch.finfo(dtype).min)[:, None]
+                   kind[:, None, :], block[None, :], where[None, :], idx[None, :], CLEAN)
+    return additive_mask(seen, dtype)
+
+
+def additive_mask(seen, dtype):
+    """`(batch, q, k)` visibility as an additive `(batch, 1, q, k)` mask of `dtype` (0 / dtype min): right for eager
+    attention too, which adds a bool mask to the scores."""
+    return torch.zeros(seen.shape, dtype=dtype, device=seen.device).masked_fill(~seen, torch.finfo(dtype).min)[:, None]

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from ..generation.visibility import CLEAN, NOISY, PAD, PROMPT  # noqa: F401  (PROMPT: re-exported for the collator)
+# PROMPT is re-exported for the collator
+from ..generation.visibility import CLEAN, NOISY, PAD, PROMPT, additive_mask  # noqa: F401
 from ..generation.visibility import visible as _visible
 
 MASK_CONTEXTS = ("noisy", "clean")
@@ -100,15 +101,13 @@ def draft_attention_mask(model, attention_mask, prompt_width, block_size, num_bl
         kind[:, None, :], block[None, :], where[None, :], idx[None, :], CLEAN,
     )
 
-    def additive(mask):
-        return torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(~mask, torch.finfo(dtype).min)[:, None]
-
     window = getattr(model.config, "sliding_window", None)
     if not window:
-        return additive(visible)
+        return additive_mask(visible, dtype)
     key_positions = torch.cat([positions_ctx, positions_draft], dim=-1)
     in_window = (positions_draft[:, :, None] - key_positions[:, None, :]) < window
     layer_types = getattr(model.config, "layer_types", None)
     if layer_types and len(set(layer_types)) > 1:
-        return {"full_attention": additive(visible), "sliding_attention": additive(visible & in_window)}
-    return additive(visible & in_window)
+        return {"full_attention": additive_mask(visible, dtype),
+                "sliding_attention": additive_mask(visible & in_window, dtype)}
+    return additive_mask(visible & in_window, dtype)
