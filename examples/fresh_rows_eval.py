@@ -1,6 +1,7 @@
 """Decoding settings of a fixed-filler model side by side on held-out prompts: the Jacobi carry, the clean carry, and
 the clean carry with fresh-tail rows (`fresh_rows`) or the same tails packed into the draft's sequence
-(`--fresh-tails`, `fresh_tails`), context-lookup rows (`--lookup`) and several blocks in flight
+(`--fresh-tails`, `fresh_tails`), context lookup (`--lookup`: in the draft, or as a row beside the draft or the
+tails) and several blocks in flight
 (`--num-blocks`), against HF greedy, in one process.
 
     python examples/fresh_rows_eval.py --models runs/fresh/round_0/train/model --block-sizes 16 8 --fresh-rows 3 7 \\
@@ -63,6 +64,9 @@ def main(argv=None):
                 settings[f"n={n} clean + {t} fresh tails + lookup {args.lookup} in draft ({args.lookup_tokens})"] = {
                     "block_size": n, "draft_carry": "clean", "fresh_tails": t, "lookup_ngram": args.lookup,
                     "lookup_mode": "draft", "lookup_num_tokens": args.lookup_tokens}
+                # the lookup continuation as a row of its own, as wide as the draft with its tails
+                settings[f"n={n} clean + {t} fresh tails + lookup {args.lookup} row"] = {
+                    "block_size": n, "draft_carry": "clean", "fresh_tails": t, "lookup_ngram": args.lookup}
         if args.lookup:
             settings |= {f"n={n} clean + {r} fresh rows + lookup {args.lookup}":
                          {"block_size": n, "draft_carry": "clean", "fresh_rows": r, "lookup_ngram": args.lookup}

@@ -60,9 +60,9 @@ def default_methods(
     each block size, Jacobi with the lookup continuation in the draft (`lookup_mode="draft"`, up to
     `lookup_num_tokens`) at each size of `lookup_draft`, Jacobi with the clean carry and `fresh_rows` rows at each
     block size for each count in `fresh_rows` and with `fresh_tails` tails at each block size that holds them (`n >=
-    T*T`) for each count in `fresh_tails` (models trained with a token filler), and `block_size="auto"`. Settings
-    a method leaves out come from its model's generation config (e.g. the filler and carry it was trained with);
-    `check_methods` resolves them against the models."""
+    T*T`) for each count in `fresh_tails` (models trained with a token filler; with `lookup`, also beside a lookup
+    row), and `block_size="auto"`. Settings a method leaves out come from its model's generation config (e.g. the
+    filler and carry it was trained with); `check_methods` resolves them against the models."""
     prefix = "" if model == "model" else f"{model}/"
 
     def jacobi(**settings) -> dict:  # kwargs, not a JacobiConfig, so that the model's config fills the rest
@@ -88,6 +88,11 @@ def default_methods(
             methods.append(Method(f"{prefix}jacobi_n{n}_clean_tails{tails}",
                                   jacobi(block_size=n, draft_carry="clean", fresh_tails=tails), n, model,
                                   f"Jacobi clean carry + {tails} fresh tails"))
+            if lookup:
+                methods.append(Method(f"{prefix}jacobi_n{n}_clean_tails{tails}_lookup{lookup}",
+                                      jacobi(block_size=n, draft_carry="clean", fresh_tails=tails,
+                                             lookup_ngram=lookup), n, model,
+                                      f"Jacobi clean carry + {tails} fresh tails + lookup{lookup} row"))
     for n in lookup_draft:
         ngram = lookup or 2
         settings = jacobi(block_size=n, lookup_ngram=ngram, lookup_mode="draft", lookup_num_tokens=lookup_num_tokens)

@@ -75,6 +75,9 @@ def test_benchmark_uses_the_trained_filler_and_runs_fresh_rows():
     methods = benchmark.default_methods([4], prompt_lookup=False, model="trained", fresh_rows=[2], fresh_tails=[2, 3])
     assert [m.name for m in methods] == ["trained/hf_greedy", "trained/jacobi_n4", "trained/jacobi_n4_clean_rows2",
                                          "trained/jacobi_n4_clean_tails2"]  # 3 tails need n >= 9
+    with_lookup = benchmark.default_methods([4], prompt_lookup=False, model="trained", lookup=2, fresh_tails=[2])
+    assert "trained/jacobi_n4_clean_tails2_lookup2" in [m.name for m in with_lookup]
+    benchmark.check_methods(models, with_lookup)
     benchmark.check_methods(models, methods)
     with pytest.raises(ValueError, match="base/jacobi_n4_clean_rows2: .*draft_init"):
         benchmark.check_methods(models, benchmark.default_methods([4], prompt_lookup=False, model="base",

@@ -43,6 +43,16 @@ def test_greedy_identity_with_fresh_tails(tiny_model_factory, family, batch):
         assert out.draft_lengths.max() <= longest + block_size - tails
         if tokens:
             assert out.draft_lengths.max() > block_size  # lookup continuations were fed (random prompts repeat tokens)
+    # with context-lookup rows: the draft row holds its tails inside the rows' shared width (longer answers, so that
+    # the random models' output repeats and lookup finds matches)
+    long_reference = model.generate(**inputs, do_sample=False, max_new_tokens=64)
+    for block_size, tails, tokens in ((16, 4, 7), (9, 3, None), (4, 2, None)):
+        out = model.generate(**inputs, do_sample=False, max_new_tokens=64, generation_mode="jacobi",
+                             block_size=block_size, draft_init=FILLER, draft_carry="clean", fresh_tails=tails,
+                             lookup_ngram=1, lookup_mode="row", lookup_num_tokens=tokens, return_dict_in_generate=True)
+        torch.testing.assert_close(out.sequences, long_reference, rtol=0, atol=0, msg=f"{family} n={block_size} rows")
+        assert int(out.accepted_tokens.sum()) == 63
+        assert out.draft_lengths.max() <= block_size and out.candidate_rows.max() > 1
     # EOS inside a draft: nothing after it
     prompt_length = inputs["input_ids"].shape[1]
     eos = int(reference[0, prompt_length + 5])
@@ -99,6 +109,35 @@ def test_the_carry_takes_the_tail_behind_the_accepted_prefix():
         assert draft.guess.tolist() == [guess]
 
 
+def test_no_tail_saw_what_a_lookup_row_committed_past_the_draft():
+    """When a lookup row commits more than the draft accepted, the next draft is all filler (no clean guesses)."""
+    draft = JacobiDraft(torch.tensor([[7, 8]]), None, block_size=9, draft_init=FILLER, carry="clean", tails=3)
+    step = DraftStep(torch.tensor([[7, 8, 9]]), torch.tensor([True]), 9, 100, torch.tensor([[[9]]]))
+    candidates = draft.get_candidates(step)
+    tail_predictions = torch.tensor([[40, 41, 50, 51, 60, 61]])
+    for draft_accepted, guess in ((1, [FILLER, FILLER]), (3, [60, 61])):
+        verification = Verification(candidates, candidates, torch.tensor([[draft_accepted, 3]]), torch.tensor([1]),
+                                    num_accepted=3, tail_predictions=tail_predictions)
+        draft.update_candidate_strategy(step, verification)
+        assert draft.guess.tolist() == [guess]
+
+
+def test_lookup_rows_beside_tails_commit_past_the_draft():
+    """A cycle 6 -> 7 -> 8 -> 9 -> 6 that the filler never guesses (it predicts 5): the tails' guesses always fail,
+    the lookup row (the cycle seen in the prompt) is right across its whole width, so forwards commit more than the
+    draft could (`fresh_tails` tokens)."""
+    next_token = [5] * 16
+    next_token[6:10] = [7, 8, 9, 6]
+    model = markov_model(next_token)
+    ids = torch.tensor([[1, 6, 7, 8, 9, 6]])
+    reference = model.generate(input_ids=ids, do_sample=False, max_new_tokens=40)
+    out = model.generate(input_ids=ids, do_sample=False, max_new_tokens=40, generation_mode="jacobi", block_size=16,
+                         draft_init=3, draft_carry="clean", fresh_tails=4, lookup_ngram=2, lookup_mode="row",
+                         return_dict_in_generate=True)
+    torch.testing.assert_close(out.sequences, reference, rtol=0, atol=0)
+    assert out.accepted_tokens.max() == 16 and out.recycled_wins.sum() > 0
+
+
 def test_tails_accept_every_right_guess():
     """A model whose filler predictions are always right (every token is followed by 5, the filler's prediction too)
     accepts all `fresh_tails` draft tokens in every forward but the first (which has no guesses yet)."""
@@ -130,7 +169,7 @@ def test_sliding_window_models_are_refused(tiny_model_factory, family):
         ({"draft_init": 3, "draft_carry": "clean", "fresh_tails": 4, "block_size": 15}, "block_size >= 16"),
         ({"draft_init": 3, "draft_carry": "clean", "fresh_tails": 2, "fresh_rows": 2}, "fresh_rows=2"),
         ({"draft_init": 3, "draft_carry": "clean", "fresh_tails": 2, "num_blocks": 2}, "num_blocks=2"),
-        ({"draft_init": 3, "draft_carry": "clean", "fresh_tails": 2, "lookup_ngram": 2}, "lookup_mode='row'"),
+        ({"draft_init": 3, "draft_carry": "clean", "fresh_tails": 2, "pool_size": 2}, "pool_size=2"),
         ({"draft_init": 3, "draft_carry": "clean", "fresh_tails": 2, "block_size": "auto"}, "fresh_tails=2"),
     ],
 )
@@ -171,4 +210,7 @@ def test_logits_processors_see_only_the_draft(tiny_model_factory, family):
     reference = _greedy(model, inputs, **kwargs)
     out = _greedy(model, inputs, generation_mode="jacobi", block_size=16, draft_init=FILLER, draft_carry="clean",
                   fresh_tails=4, **kwargs)
+    torch.testing.assert_close(out, reference, rtol=0, atol=0)
+    out = _greedy(model, inputs, generation_mode="jacobi", block_size=16, draft_init=FILLER, draft_carry="clean",
+                  fresh_tails=4, lookup_ngram=1, **kwargs)  # beside lookup rows
     torch.testing.assert_close(out, reference, rtol=0, atol=0)

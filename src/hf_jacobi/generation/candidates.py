@@ -195,9 +195,11 @@ class JacobiDraft(CandidateSource):
         """
         start = verification.num_accepted
         if self.tails:
-            # the tail behind the accepted prefix: predictions made from exact tokens and filler only
+            # the tail behind the accepted prefix: predictions made from exact tokens and filler only; where another
+            # row (context lookup) committed past what the draft accepted, no tail saw the committed tokens
             behind = (step.tail_parents == start - 1).to(verification.tail_predictions.device)
-            self.guess = verification.tail_predictions[:, behind]
+            saw = verification.accepted[:, 0] >= start
+            self.guess = verification.tail_predictions[:, behind].masked_fill(~saw[:, None], self.draft_init)
             return
         if self.carry != "clean":
             self.guess = verification.tokens[:, start:]
@@ -326,12 +328,19 @@ class ContextLookupRows(CandidateSource):
         self.num_tokens = num_tokens
 
     def get_candidates(self, step: DraftStep) -> torch.LongTensor:
-        length = step.length
+        # With fresh tails the rows share the draft row's width, its draft and its tails: the tail positions stay
+        # UNDRAFTED in row 0 (fed as the filler, never accepted) and the lookup row verifies a continuation that long.
+        num_tails = 0 if step.tail_parents is None else len(step.tail_parents)
+        length = step.length + num_tails
+        if num_tails and length > step.max_length:  # the last forwards: the tails alone
+            return step.candidates
         cap = length - 1 if self.num_tokens is None else min(self.num_tokens, length - 1)
         found = lookup_rows(step.input_ids, self.max_ngram, cap, step.unfinished)
-        drafts = step.candidates[:, 0].tolist()
+        candidates = resize(step.candidates, length)
+        drafts = candidates[:, 0].tolist()
         rows = [[[draft[0], *tokens] + draft[1 + len(tokens) :]] if tokens else [] for draft, tokens in zip(drafts, found)]
-        return add_rows(step.candidates, rows)
+        candidates = add_rows(candidates, rows)
+        return step.candidates if num_tails and candidates.shape[1] == 1 else candidates
 
 
 class RejectionRecycling(CandidateSource):

@@ -68,15 +68,14 @@ def check_fresh_tails(config) -> None:
             f"`fresh_tails={tails}` feeds filler behind each guess prefix for the clean carry to pick up: pass "
             f"draft_carry='clean' (with a token-id draft_init), got draft_carry={config.draft_carry!r}."
         )
-    lookup_mode = config.lookup_mode if config.lookup_ngram else "draft"  # lookup off: nothing to clash
     others = {"fresh_rows": (config.fresh_rows, 0), "num_blocks": (config.num_blocks, 1),
-              "pool_size": (config.pool_size, 0), "lookup_mode": (lookup_mode, "draft")}
+              "pool_size": (config.pool_size, 0)}
     clash = {name: value for name, (value, off) in others.items() if value != off}
     if clash:
         raise ValueError(
-            f"`fresh_tails={tails}` decodes one row per prompt with its own tree of tails; it cannot be combined "
-            f"with {', '.join(f'{k}={v!r}' for k, v in clash.items())}. Drop them (context lookup goes with it as "
-            "lookup_mode='draft'), or use fresh_rows instead of fresh_tails."
+            f"`fresh_tails={tails}` decodes one draft per prompt with its own tree of tails (beside context-lookup "
+            f"rows at most); it cannot be combined with {', '.join(f'{k}={v!r}' for k, v in clash.items())}. Drop "
+            "them, or use fresh_rows instead of fresh_tails."
         )
     if config.block_size != "auto" and config.block_size < tails * tails:
         raise ValueError(
@@ -124,7 +123,8 @@ class JacobiConfig:
             `fresh_tails` draft tokens and tails of `(block_size - fresh_tails) // fresh_tails` fillers, so it needs
             `block_size >= fresh_tails**2` (0: off; full-attention models that take `position_ids`). E.g. 4 tails at
             block size 16: a draft of 4 tokens and 4 tails of 3. With context lookup (`lookup_mode="draft"`) a
-            lookup continuation lengthens the draft; the tails stay behind its first `fresh_tails` prefixes.
+            lookup continuation lengthens the draft; the tails stay behind its first `fresh_tails` prefixes. With
+            `lookup_mode="row"` the lookup row is as wide as the draft with its tails (`block_size`), verified beside it.
         draft_seed (`int`): seed of the filler sampler (speed only; greedy output never depends on it).
         num_blocks (`int`): blocks of `n` tokens in flight, `K` (1: plain Jacobi decoding; the paper's multi-block decoding).
         spawn_ratio (`float`): `r` in (0, 1]: a pseudo-active block is spawned once `ceil(r * n)` positions of the

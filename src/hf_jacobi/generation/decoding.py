@@ -14,7 +14,7 @@ import torch
 from transformers import GenerationConfig
 from transformers.generation.utils import GenerateDecoderOnlyOutput
 
-from .candidates import CandidateSource, DraftStep, build_candidate_sources
+from .candidates import UNDRAFTED, CandidateSource, DraftStep, build_candidate_sources
 from .configuration_jacobi import JacobiConfig, cache_rolls_back, validate_generation
 from .verification import select_tokens, verify_candidates
 from .visibility import tail_attention_mask
@@ -132,6 +132,28 @@ def _with_tails(model, rows, positions, attention_mask, tail_parents, filler: in
     padding = attention_mask[:, : committed - 1] if attention_mask is not None else rows.new_ones((batch, committed - 1))
     dtype = model.get_input_embeddings().weight.dtype
     return rows, positions, tail_attention_mask(padding, length, parents, dtype)
+
+
+def _rows_with_tails(model, rows, positions, attention_mask, tail_parents, filler: int, committed: int, num_rows: int):
+    """Tails beside other candidate rows (`lookup_mode="row"`): rows share one width, so the draft row (row 0 of each
+    sequence) is its draft followed by its tails, held as `UNDRAFTED` in the candidates (fed as the filler, never
+    accepted: a draft row accepts at most its draft). Row 0 gets the tree positions and mask of `_with_tails`, the
+    other rows plain causal ones, all in one 4D mask."""
+    length = rows.shape[1]
+    draft_len = length - len(tail_parents)
+    draft_rows = slice(0, None, num_rows)
+    tree_ids, tree_positions, tree_mask = _with_tails(model, rows[draft_rows, :draft_len],
+                                                      positions[draft_rows, :draft_len], attention_mask,
+                                                      tail_parents, filler, committed)
+    padding = attention_mask[:, : committed - 1] if attention_mask is not None else rows.new_ones((len(tree_ids), committed - 1))
+    plain = tail_attention_mask(padding, length, tail_parents[:0], tree_mask.dtype)  # causal over cache and row
+    fed_ids = rows.masked_fill(rows == UNDRAFTED, filler)
+    fed_ids[draft_rows] = tree_ids
+    positions = positions.clone()
+    positions[draft_rows] = tree_positions
+    mask = plain.repeat_interleave(num_rows, dim=0)
+    mask[draft_rows] = tree_mask
+    return fed_ids, positions, mask
 
 
 def jacobi_decode(
@@ -256,10 +278,13 @@ def jacobi_decode(
             cache.batch_repeat_interleave(num_rows)
             positions = positions.repeat_interleave(num_rows, dim=0)
             mask = None if mask is None else mask.repeat_interleave(num_rows, dim=0)
-        fed_ids = rows
-        if step.tail_parents is not None and len(step.tail_parents):  # filler tails behind the draft, one row
-            fed_ids, positions, mask = _with_tails(model, rows, positions, out.attention_mask, step.tail_parents,
+        fed_ids, tails = rows, step.tail_parents
+        if tails is not None and len(tails) and num_rows == 1:  # filler tails behind the draft, one row
+            fed_ids, positions, mask = _with_tails(model, rows, positions, out.attention_mask, tails,
                                                    config.draft_init, committed)
+        elif tails is not None and len(tails):  # the draft row holds its tails inside the rows' shared width
+            fed_ids, positions, mask = _rows_with_tails(model, rows, positions, out.attention_mask, tails,
+                                                        config.draft_init, committed, num_rows)
         fed = fed_ids.shape[1]
 
         # 3. Forward, and score every position with its own prefix.
@@ -268,9 +293,13 @@ def jacobi_decode(
                         **forward_kwargs)
         block_logits = outputs.logits.to(dtype=torch.float32)
         del outputs
-        tail_predictions = block_logits[:, length:].argmax(-1)  # guesses only: any choice is lossless
+        # the tails' guesses (any choice is lossless): behind the draft, or at the end of the draft row
+        if num_rows > 1 and tails is not None and len(tails):
+            tail_predictions = block_logits[::num_rows, length - len(tails):].argmax(-1)
+        else:
+            tail_predictions = block_logits[:, length:].argmax(-1)
         block_logits = block_logits[:, :length]
-        block_scores = _process_scores(logits_processor, out.input_ids, rows, block_logits, num_rows)
+        block_scores = _process_scores(logits_processor, out.input_ids, fed_ids[:, :length], block_logits, num_rows)
 
         # 4. Verify: the model's tokens, accepted lengths, and the row each sequence keeps.
         verification = verify_candidates(step.candidates, block_scores, do_sample, verify_fn)

@@ -125,6 +125,12 @@ class JacobiTrainScriptArguments:
                           "token (hf_jacobi.filler_gate), and only the guesses at filler positions are trained. The "
                           "run's model/ is then the adapter, gated again by load_model(adapter=...)."},
     )
+    init_adapter: str | None = field(
+        default=None,
+        metadata={"help": "A LoRA adapter folder to start from (a finished run's model/, or the shipped adapter), e.g. "
+                          "to go on training it on new prompts: a --filler_gated_adapter run trains on in it (pass "
+                          "its --lora_r and --lora_target_modules); any other run merges it into the model first."},
+    )
     overfit: bool = field(
         default=False,
         metadata={"help": "The overfit diagnostic: every round trains on the same prompts (all of them) and TPF is "
@@ -155,6 +161,9 @@ class JacobiTrainScriptArguments:
             except ValueError as error:
                 raise ValueError(f"--fresh_tails {self.fresh_tails} with --eval_block_size {self.eval_block_size}: "
                                  f"{error}") from None
+        if self.init_adapter is not None and not (Path(self.init_adapter) / "adapter_model.safetensors").exists():
+            raise ValueError(f"--init_adapter {self.init_adapter}: no adapter_model.safetensors there; pass a LoRA "
+                             "adapter folder (a finished run's model/ or an `hf-jacobi train` adapter/).")
         if self.overfit and self.prompts_per_round is not None:
             raise ValueError("--overfit trains every round on all the prompts: drop --prompts_per_round.")
         if self.answers == "base" and self.states == "trajectory":
@@ -370,6 +379,25 @@ def _load_base(model_args, device):
     return model, tokenizer
 
 
+def _load_adapter_weights(model, folder: Path) -> None:
+    """Start a gated run's fresh adapter from a trained one: the same LoRA shapes, every weight replaced."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = load_file(folder / "adapter_model.safetensors", device=str(model.device))
+    try:
+        result = set_peft_model_state_dict(model, weights)
+    except RuntimeError as error:  # a size mismatch: another rank
+        raise ValueError(f"--init_adapter {folder} does not fit the adapter of this run (pass its --lora_r and "
+                         f"--lora_target_modules, see its adapter_config.json): {error}") from None
+    missing = [k for k in result.missing_keys if "lora_" in k]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"--init_adapter {folder} does not fit the adapter of this run (pass its --lora_r and "
+                         f"--lora_target_modules, see its adapter_config.json): {len(missing)} LoRA weights missing "
+                         f"(e.g. {missing[:1]}), {len(result.unexpected_keys)} unexpected "
+                         f"(e.g. {list(result.unexpected_keys)[:1]}).")
+
+
 def _decode_as_trained(generation_config, script_args: JacobiTrainScriptArguments) -> None:
     """With a trained filler, the model decodes with it (and its carry and fresh rows) by default."""
     if script_args.draft_init == "prompt":
@@ -430,7 +458,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     settings["script"].pop("export_rank")  # how the result is stored: a finished run can be exported (again)
     # runs from before these options resume
     for name, default in (("draft_init", "prompt"), ("draft_carry", "all"), ("fresh_rows", 0), ("fresh_tails", 0),
-                          ("overfit", False),
+                          ("init_adapter", None), ("overfit", False),
                           ("filler_gated_adapter", False)):
         if settings["script"][name] == default:
             settings["script"].pop(name)
@@ -459,6 +487,10 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
 
     device = training_args.device
     model, tokenizer = _load_base(model_args, device)
+    if script_args.init_adapter and not script_args.filler_gated_adapter:  # the model the run starts from
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, script_args.init_adapter).merge_and_unload()
     _decode_as_trained(model.generation_config, script_args)  # every copy, and every saved round
     gated = script_args.filler_gated_adapter
     fast_dtype = resolve_dtype(script_args.collect_dtype, device)
@@ -517,6 +549,8 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             # base model's), so that collection can be shared
             set_seed(training_args.seed)  # the adapter's initial weights
             model = gate_adapter_on_filler(get_peft_model(model, get_peft_config(model_args)), script_args.draft_init)
+            if script_args.init_adapter:
+                _load_adapter_weights(model, Path(script_args.init_adapter))
         # 2. train on them (one pass over distinct prompts; resumes from the last checkpoint)
         final = round_dir / "train" / "model"
         trainer = None
