@@ -314,6 +314,16 @@ def test_train_command_filler_gated_adapter(setup, tmp_path):
     stamp = (out / "round_1" / "tpf.json").stat().st_mtime_ns
     cli.main(argv)  # resumes: round 0's adapter is reloaded into the gated model, nothing is recomputed
     assert (out / "round_1" / "tpf.json").stat().st_mtime_ns == stamp
+    # --init_adapter: a new run goes on from the trained adapter (learning rate 0: it stays as it was)
+    more = [a if a != str(out) else str(tmp_path / "more") for a in argv] + ["--learning_rate", "0"]
+    with pytest.raises(SystemExit, match="no adapter_model.safetensors and adapter_config.json"):
+        cli.main(more + ["--init_adapter", str(tmp_path)])
+    with pytest.raises(SystemExit, match="r=4 on .*this run --lora_r 8"):
+        cli.main([a if a != "4" else "8" for a in more] + ["--init_adapter", str(out / "model"),
+                                                           "--output_dir", str(tmp_path / "other_rank")])
+    cli.main(more + ["--init_adapter", str(out / "model")])
+    again = load_file(tmp_path / "more" / "model" / "adapter_model.safetensors")
+    assert again.keys() == trained.keys() and all(torch.equal(again[k], trained[k]) for k in trained)
 
 
 def test_smollm2_recipes_parse(tmp_path):

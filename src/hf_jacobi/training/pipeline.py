@@ -161,9 +161,11 @@ class JacobiTrainScriptArguments:
             except ValueError as error:
                 raise ValueError(f"--fresh_tails {self.fresh_tails} with --eval_block_size {self.eval_block_size}: "
                                  f"{error}") from None
-        if self.init_adapter is not None and not (Path(self.init_adapter) / "adapter_model.safetensors").exists():
-            raise ValueError(f"--init_adapter {self.init_adapter}: no adapter_model.safetensors there; pass a LoRA "
-                             "adapter folder (a finished run's model/ or an `hf-jacobi train` adapter/).")
+        if self.init_adapter is not None and not all((Path(self.init_adapter) / name).exists() for name in (
+                "adapter_model.safetensors", "adapter_config.json")):
+            raise ValueError(f"--init_adapter {self.init_adapter}: no adapter_model.safetensors and "
+                             "adapter_config.json there; pass a LoRA adapter folder (a finished run's model/ or an "
+                             "`hf-jacobi train` adapter/).")
         if self.overfit and self.prompts_per_round is not None:
             raise ValueError("--overfit trains every round on all the prompts: drop --prompts_per_round.")
         if self.answers == "base" and self.states == "trajectory":
@@ -428,6 +430,15 @@ def check_model_arguments(script_args: JacobiTrainScriptArguments, model_args) -
     if script_args.filler_gated_adapter and not model_args.use_peft:
         raise ValueError("--filler_gated_adapter trains a LoRA adapter: pass --use_peft true (and --lora_r, "
                          "--lora_target_modules ...).")
+    if script_args.init_adapter and script_args.filler_gated_adapter:  # trained on in place: the same shapes
+        saved = json.loads((Path(script_args.init_adapter) / "adapter_config.json").read_text())
+        targets = model_args.lora_target_modules
+        targets = [targets] if isinstance(targets, str) else targets
+        if saved.get("r") != model_args.lora_r or set(saved.get("target_modules") or ()) != set(targets or ()):
+            raise ValueError(f"--init_adapter {script_args.init_adapter} does not fit the adapter of this run: it has "
+                             f"r={saved.get('r')} on {sorted(saved.get('target_modules') or ())}, this run "
+                             f"--lora_r {model_args.lora_r} on {sorted(targets or ())}. Pass its --lora_r and "
+                             "--lora_target_modules.")
 
 
 def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_args) -> dict:
