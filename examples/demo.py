@@ -1,11 +1,12 @@
 """Main demo: the same prompt decoded by HF greedy and by Jacobi decoding, side by side, on the offline SmolLM2.
 
     python examples/demo.py [--repeats 3] [--block-size 8] [--lookup-ngram 2] [--lookup-block-size 4]
-                            [--lookup-tokens 7] [--max-new-tokens 128] [--base]
+                            [--lookup-tokens 7] [--fresh-tails 4] [--max-new-tokens 128] [--base]
 
 Uses the Jacobi Forcing SmolLM2 shipped with hf_jacobi when present (else the base model, which is lossless but
 accepts about one token per forward). Runs HF greedy, Jacobi decoding, Jacobi decoding with context-lookup candidates
-as extra rows (the GPU setting) and with the lookup continuation in the draft itself (the CPU setting). Each method
+as extra rows (the GPU setting) and with the lookup continuation in the draft itself (the CPU setting), and with the
+trained model fresh tails beside a lookup row. Each method
 runs `--repeats` times, round-robin (every repeat runs all methods once, starting from a different one), so that
 load on the machine hits all methods alike; the table gives the median time and speedup with their spread, and
 checks that every output is identical to HF greedy's. About a minute per repeat on a 2-core CPU.
@@ -27,15 +28,16 @@ PROMPT = "Write a Python function `fib(n)` that returns the n-th Fibonacci numbe
 GREEDY = "HF greedy"
 
 
-def methods(args) -> dict[str, tuple[dict, str]]:
-    """Name -> (extra `generate` arguments, what it is)."""
+def methods(args, generation_config=None) -> dict[str, tuple[dict, str]]:
+    """Name -> (extra `generate` arguments, what it is). A model trained with a token filler and the clean carry
+    (the shipped adapter) also runs fresh tails beside a lookup row."""
     n, m = args.block_size, args.lookup_block_size
 
     def jacobi(**settings) -> dict:
         JacobiConfig(**settings)  # checks them
         return {"generation_mode": "jacobi", **settings}  # the rest (e.g. a trained filler) from the model's config
 
-    return {
+    table = {
         GREEDY: ({}, "generate(do_sample=False), one token per forward (the reference)"),
         f"Jacobi n={n}": (jacobi(block_size=n), f'generation_mode="jacobi", block_size={n}: a block of {n} draft tokens per forward'),
         f"Jacobi n={n} + lookup rows": (
@@ -50,6 +52,16 @@ def methods(args) -> dict[str, tuple[dict, str]]:
              f"one row; a {m}-token Jacobi block when nothing matches (the CPU setting)"),
         ),
     }
+    filler = getattr(generation_config, "draft_init", None)
+    if args.fresh_tails and isinstance(filler, int) and getattr(generation_config, "draft_carry", None) == "clean":
+        t = args.fresh_tails
+        table[f"Jacobi n={t * t} tails + lookup"] = (
+            jacobi(block_size=t * t, draft_init=filler, draft_carry="clean", fresh_tails=t,
+                   lookup_ngram=args.lookup_ngram),
+            (f"fresh_tails={t}, block_size={t * t}: a draft of {t} tokens and behind each of its prefixes a tail of "
+             f"filler whose guesses the next draft verifies (one row, a tree mask), beside a lookup row as wide"),
+        )
+    return table
 
 
 def cores() -> int:
@@ -89,6 +101,8 @@ def main(argv=None):
     parser.add_argument("--lookup-ngram", type=int, default=2, help="n-gram size of the context-lookup candidates")
     parser.add_argument("--lookup-block-size", type=int, default=4, help="block size of the lookup-in-draft run")
     parser.add_argument("--lookup-tokens", type=int, default=7, help="lookup tokens per forward in that run")
+    parser.add_argument("--fresh-tails", type=int, default=4,
+                        help="fresh tails of the tails + lookup run (models trained with a token filler; 0: off)")
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--base", action="store_true", help="use the base SmolLM2 even if the trained one is shipped")
     parser.add_argument("--threads", type=int, default=None,
@@ -107,7 +121,7 @@ def main(argv=None):
     inputs = tokenizer(chat_prompt(tokenizer, args.prompt), return_tensors="pt")
     prompt_len = inputs["input_ids"].shape[1]
     common = {"max_new_tokens": args.max_new_tokens, "do_sample": False, "return_dict_in_generate": True}
-    table = methods(args)
+    table = methods(args, model.generation_config)
     names = list(table)
     for extra, _ in table.values():  # warm-up of every code path
         model.generate(**inputs, **{**common, "max_new_tokens": 4}, **extra)

@@ -47,6 +47,8 @@ def main(argv=None):
                         help="also multi-block decoding with K blocks in flight (clean carry; with --lookup, also + lookup)")
     parser.add_argument("--filler", type=int, default=16, help="filler of models without one in their config")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument("--only", nargs="*", default=[], metavar="TEXT",
+                        help="run only the settings whose name contains one of these (and greedy, the reference)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     dtype = getattr(torch, args.dtype)
@@ -76,6 +78,8 @@ def main(argv=None):
             if args.lookup:
                 settings[f"n={n} clean, {k} blocks + lookup {args.lookup}"] = {
                     "block_size": n, "draft_carry": "clean", "num_blocks": k, "lookup_ngram": args.lookup}
+    if args.only:
+        settings = {k: v for k, v in settings.items() if v is None or any(text in k for text in args.only)}
     results = {}
     for name in args.models or ["base"]:
         model = base if name == "base" else load_saved_model(name)

@@ -3,8 +3,9 @@
     python examples/plot_learning_curve.py runs/smollm2_jf docs/learning_curve.png ["previous adapter=1.18"] [RUN ...]
 
 Optional `LABEL=TPF` arguments draw reference lines (e.g. another model measured the same way). Further run folders
-continue the first: a copy of it whose last round trained on from its checkpoint (a longer time box); their rounds
-join the same curve. A round trained in several sittings counts its training tokens once (each sitting logs the
+continue the first: a copy of it whose last round trained on from its checkpoint (a longer time box), or a new run
+started from the curve's last adapter (`--init_adapter`, its tokens and time counted on top); their rounds join the
+same curve. A round trained in several sittings counts its training tokens once (each sitting logs the
 round's total so far) and the wall time of every sitting.
 """
 
@@ -45,7 +46,13 @@ def main(run: str, out: str, *extra: str) -> None:
     continued = [Path(arg) for arg in extra if "=" not in arg]
     points = curve(Path(run))
     for other in continued:  # their rounds after the base
-        points += [p | {"round": f"{other.name} {p['round']}"} for p in curve(other)[1:]]
+        more = curve(other)[1:]
+        if json.loads((other / "pipeline_config.json").read_text())["script"].get("init_adapter"):
+            # a new run that went on from the adapter of the curve so far: its tokens and time come on top
+            last = max(points, key=lambda p: p["tokens"])
+            more = [p | {"tokens": p["tokens"] + last["tokens"], "seconds": p["seconds"] + last["seconds"]}
+                    for p in more]
+        points += [p | {"round": f"{other.name} {p['round']}"} for p in more]
     points.sort(key=lambda p: p["tokens"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((axes[0], "tokens", "training tokens"), (axes[1], "seconds", "wall time (s, collect + train + measure)")):

@@ -56,6 +56,27 @@ def test_demo_round_robin_medians_and_legend(monkeypatch, capsys):
         assert text in out
 
 
+def test_demo_runs_fresh_tails_with_a_trained_filler(monkeypatch, capsys):
+    """A model trained with a token filler and the clean carry also runs fresh tails beside a lookup row, losslessly;
+    the base model (no token filler) does not."""
+    demo = load_example("demo")
+    model, tokenizer = tiny_model("llama"), tiny_tokenizer()
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    monkeypatch.setattr(demo, "load_model", lambda jacobi_forcing: (model, tokenizer))
+    argv = ["--prompt", "t5 t6 t7 t8 t5 t6 t7", "--repeats", "1", "--max-new-tokens", "12", "--threads", "1",
+            "--fresh-tails", "2"]
+    threads = torch.get_num_threads()
+    try:
+        assert "Jacobi n=4 tails + lookup" not in demo.main(argv)
+        model.generation_config.draft_init, model.generation_config.draft_carry = 5, "clean"
+        results = demo.main(argv)
+    finally:
+        torch.set_num_threads(threads)
+    assert results["Jacobi n=4 tails + lookup"]["identical"] and results["Jacobi n=4 tails + lookup"]["tokens"] == 12
+    assert "fresh_tails=2" in capsys.readouterr().out
+
+
 def test_free_threads_leaves_busy_cores(monkeypatch):
     demo = load_example("demo")
     monkeypatch.setattr(demo, "cores", lambda: 2)
