@@ -3,7 +3,8 @@
 #
 #   bash examples/gpu_recipe.sh setup     # wheels from .whl/ into /tmp/site; GGUF parts from .gpu/ into /tmp/gguf
 #   bash examples/gpu_recipe.sh kernels   # kernel tests + verification microbenchmark (issue 7)
-#   bash examples/gpu_recipe.sh train     # collect -> train -> ship -> TPF + benchmark on the GPU
+#   bash examples/gpu_recipe.sh gated     # the shipped (filler-gated) recipe at GPU scale; adapter shards to $OUT
+#   bash examples/gpu_recipe.sh train     # (older recipe) collect -> train -> ship -> TPF + benchmark on the GPU
 #   bash examples/gpu_recipe.sh bench     # the GPU table (issue 16): base and shipped model, bf16 and fp32, with the
 #                                         # efficiency column (speedup over TPF * cost(1)/cost(width))
 #
@@ -17,7 +18,11 @@
 # `tail -c +45000001 GGUF > .gpu/part2`; keep the shipped adapter (39 MB) out of the tree for the calls (untrack and
 # exclude it, then restore). Call 1 carries .whl and .gpu/part1 and runs `setup kernels`; call 2, within the 30 s the
 # machine stays warm, carries .gpu/part2 and runs `setup train`.
-# Every stage writes its results to $OUT at once, so a run cut short still returns what it finished.
+# Every stage writes its results to $OUT at once, so a run cut short still returns what it finished. The gated
+# stage's adapter comes back in shards: join them into an adapter folder with the two json files (renamed back) by
+# `save_file({k: v for f in sorted(glob("gated_adapter_shard*")) for k, v in load_file(f).items()},
+# "adapter_model.safetensors")`, then `load_model(adapter=FOLDER)` and `examples/fresh_rows_eval.py --models FOLDER`.
+# Dry run on a CPU (5 minutes on 2 cores): GATED_PROMPTS=8 TRAIN_MINUTES=0.3 EVAL_PROMPTS=2 COLLECT_BATCH=8 TRAIN_BATCH=4.
 #
 # Measured on one H200 (2026-11-26, one 590 s call): collect 1024 prompts x 256 tokens in 106 s (batches of 128),
 # train 599 LoRA steps of 16 packed examples in 193 s (~30k tokens/s), ship + TPF 96 s, kernel end-to-end 57 s; the
@@ -96,6 +101,42 @@ EOF
         --multiblock 2 4 --num-prompts "${BENCH_PROMPTS:-4}" --max-new-tokens "${BENCH_TOKENS:-256}" --output-dir "$RUN/bench" 2>&1 | grep -v "it/s]" | tail -25
     cp "$RUN/bench/results.json" "$OUT/bench_gpu.json" 2>/dev/null
     log "done"
+}
+
+gated() {
+    # The shipped recipe (examples/train_smollm2.py --gated: fresh-block states, filler-gated LoRA) at GPU scale, with
+    # the states the fresh tails read (--consistency_horizon 4 --max_states 96, the ablation's gated_h4 arm): one round
+    # over $GATED_PROMPTS offline coding prompts in a $TRAIN_MINUTES-minute box, TPF measured with 4 fresh tails. The
+    # CPU run reached 1.504 (clean carry) / 1.744 (tails) after 1.38M tokens, +0.11 TPF per doubling of the tokens.
+    local prompts=${GATED_PROMPTS:-10000} device_flags="--use_cpu false --bf16 true"
+    python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || device_flags="--use_cpu true"
+    log "gated recipe: $prompts prompts, $TRAIN_MINUTES min box ($device_flags)"
+    python3 examples/train_smollm2.py --gated --output-dir "$RUN/gated" --coding_prompts "$prompts" --rounds 1 \
+        --prompts_per_round "$prompts" --max_minutes "$TRAIN_MINUTES" --collect_batch_size "${COLLECT_BATCH:-256}" \
+        --per_device_train_batch_size "${TRAIN_BATCH:-16}" --consistency_horizon 4 --max_states 96 --fresh_tails 4 \
+        --eval_prompts "${EVAL_PROMPTS:-16}" --save_steps 200 --logging_steps 20 $device_flags 2>&1 \
+        | grep -v "it/s]\|s/it]" | tail -12 | tee -a "$OUT/log.txt"
+    cp "$RUN/gated/tpf.json" "$RUN/gated/round_0/tpf_base.json" "$RUN/gated/round_0/train/train_log.json" \
+        "$RUN/gated/pipeline_config.json" "$OUT/" 2>/dev/null
+    python3 - "$RUN/gated/model" "$OUT" <<'EOF'
+import sys
+from pathlib import Path
+from safetensors.torch import load_file, save_file
+model, out = Path(sys.argv[1]), Path(sys.argv[2])
+weights = {k: v.half() for k, v in load_file(model / "adapter_model.safetensors").items()}  # fp16, as shipped
+shards, size, part = [{}], 0, 14 * 2**20  # files back from the machine are limited to 16 MiB each
+for name in sorted(weights):
+    nbytes = weights[name].numel() * weights[name].element_size()
+    if size + nbytes > part:
+        shards.append({}); size = 0
+    shards[-1][name] = weights[name]; size += nbytes
+for i, shard in enumerate(shards):
+    save_file(shard, out / f"gated_adapter_shard{i}.safetensors")
+for name in ("adapter_config.json", "generation_config.json"):
+    (out / f"gated_{name}").write_bytes((model / name).read_bytes())
+print("adapter shards:", len(shards))
+EOF
+    log "gated done: TPF $(python3 -c "import json; print(json.load(open('$RUN/gated/tpf.json'))['rounds'][0].get('tpf'))" 2>/dev/null)"
 }
 
 bench() {
