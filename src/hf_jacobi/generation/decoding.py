@@ -145,7 +145,8 @@ def _rows_with_tails(model, rows, positions, attention_mask, tail_parents, fille
     tree_ids, tree_positions, tree_mask = _with_tails(model, rows[draft_rows, :draft_len],
                                                       positions[draft_rows, :draft_len], attention_mask,
                                                       tail_parents, filler, committed)
-    padding = attention_mask[:, : committed - 1] if attention_mask is not None else rows.new_ones((len(tree_ids), committed - 1))
+    batch = tree_ids.shape[0]
+    padding = rows.new_ones((batch, committed - 1)) if attention_mask is None else attention_mask[:, : committed - 1]
     plain = tail_attention_mask(padding, length, tail_parents[:0], tree_mask.dtype)  # causal over cache and row
     fed_ids = rows.masked_fill(rows == UNDRAFTED, filler)
     fed_ids[draft_rows] = tree_ids
