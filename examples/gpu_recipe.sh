@@ -59,6 +59,29 @@ kernels() {
     python3 examples/bench_verify_kernel.py --iters 100 2>&1 | tee "$OUT/bench_verify_kernel.txt" | tail -30
 }
 
+adapter_shards() {
+    # adapter_shards DIR PREFIX JSON...: DIR's adapter weights in fp16 (as shipped) to $OUT/PREFIXadapter_shardI, each
+    # under the 16 MiB a file back from the machine may have, and DIR's JSON files to $OUT/PREFIXJSON
+    python3 - "$OUT" "$@" <<'EOF'
+import sys
+from pathlib import Path
+from safetensors.torch import load_file, save_file
+out, folder, prefix, names = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4:]
+weights = {k: v.half() for k, v in load_file(folder / "adapter_model.safetensors").items()}
+shards, size, part = [{}], 0, 14 * 2**20
+for name in sorted(weights):
+    nbytes = weights[name].numel() * weights[name].element_size()
+    if size + nbytes > part:
+        shards.append({}); size = 0
+    shards[-1][name] = weights[name]; size += nbytes
+for i, shard in enumerate(shards):
+    save_file(shard, out / f"{prefix}adapter_shard{i}.safetensors")
+for name in names:
+    (out / f"{prefix}{name}").write_bytes((folder / name).read_bytes())
+print("adapter shards:", len(shards))
+EOF
+}
+
 train() {
     log "collect: $PROMPTS prompts, n=16, $NEW_TOKENS new tokens (at most $COLLECT_SECONDS s)"
     timeout -s INT "$COLLECT_SECONDS" python3 -m hf_jacobi.cli collect --stdlib-prompts "$PROMPTS" --stdlib-templates 3 \
@@ -72,25 +95,7 @@ train() {
         --save-every 100000 --max-minutes "$TRAIN_MINUTES" --time-cosine --keep-partial 2>&1 | grep -v "it/s]" | tail -8 | tee -a "$OUT/log.txt"
     python3 examples/train_smollm2_lora.py --trajectories "$RUN/traj" --output-dir "$RUN/train" --block-size 16 \
         --ship --tpf-prompts 2 2>&1 | grep "TPF\|shipped" | tee -a "$OUT/log.txt"
-    python3 - "$OUT" <<'EOF'
-import sys, json
-from pathlib import Path
-from safetensors.torch import load_file, save_file
-from hf_jacobi.loading import ADAPTER_DIR
-out = Path(sys.argv[1])
-weights = load_file(ADAPTER_DIR / "adapter_model.safetensors")
-shards, size, part = [{}], 0, 14 * 2**20  # files back from the machine are limited to 16 MiB each
-for name in sorted(weights):
-    nbytes = weights[name].numel() * weights[name].element_size()
-    if size + nbytes > part:
-        shards.append({}); size = 0
-    shards[-1][name] = weights[name]; size += nbytes
-for i, shard in enumerate(shards):
-    save_file(shard, out / f"adapter_shard{i}.safetensors")
-for name in ("adapter_config.json",):
-    (out / name).write_bytes((ADAPTER_DIR / name).read_bytes())
-print("adapter shards:", len(shards))
-EOF
+    adapter_shards "$(python3 -c 'from hf_jacobi.loading import ADAPTER_DIR; print(ADAPTER_DIR)')" "" adapter_config.json
     cp "$RUN/train/train_log.json" "$OUT/" 2>/dev/null
     log "end to end, use_kernels=False vs True (trained model, block 32)"
     python3 -c "from hf_jacobi.loading import load_model; m, t = load_model(jacobi_forcing=True); m.save_pretrained('$RUN/merged'); t.save_pretrained('$RUN/merged')" \
@@ -118,24 +123,7 @@ gated() {
         | grep -v "it/s]\|s/it]" | tail -12 | tee -a "$OUT/log.txt"
     cp "$RUN/gated/tpf.json" "$RUN/gated/round_0/tpf_base.json" "$RUN/gated/round_0/train/train_log.json" \
         "$RUN/gated/pipeline_config.json" "$OUT/" 2>/dev/null
-    python3 - "$RUN/gated/model" "$OUT" <<'EOF'
-import sys
-from pathlib import Path
-from safetensors.torch import load_file, save_file
-model, out = Path(sys.argv[1]), Path(sys.argv[2])
-weights = {k: v.half() for k, v in load_file(model / "adapter_model.safetensors").items()}  # fp16, as shipped
-shards, size, part = [{}], 0, 14 * 2**20  # files back from the machine are limited to 16 MiB each
-for name in sorted(weights):
-    nbytes = weights[name].numel() * weights[name].element_size()
-    if size + nbytes > part:
-        shards.append({}); size = 0
-    shards[-1][name] = weights[name]; size += nbytes
-for i, shard in enumerate(shards):
-    save_file(shard, out / f"gated_adapter_shard{i}.safetensors")
-for name in ("adapter_config.json", "generation_config.json"):
-    (out / f"gated_{name}").write_bytes((model / name).read_bytes())
-print("adapter shards:", len(shards))
-EOF
+    adapter_shards "$RUN/gated/model" gated_ adapter_config.json generation_config.json
     log "gated done: TPF $(python3 -c "import json; print(json.load(open('$RUN/gated/tpf.json'))['rounds'][0].get('tpf'))" 2>/dev/null)"
 }
 

@@ -280,10 +280,12 @@ def jacobi_decode(
             positions = positions.repeat_interleave(num_rows, dim=0)
             mask = None if mask is None else mask.repeat_interleave(num_rows, dim=0)
         fed_ids, tails = rows, step.tail_parents
-        if tails is not None and len(tails) and num_rows == 1:  # filler tails behind the draft, one row
+        if tails is not None and not len(tails):  # near max_length no tail fits
+            tails = None
+        if tails is not None and num_rows == 1:  # filler tails behind the draft, one row
             fed_ids, positions, mask = _with_tails(model, rows, positions, out.attention_mask, tails,
                                                    config.draft_init, committed)
-        elif tails is not None and len(tails):  # the draft row holds its tails inside the rows' shared width
+        elif tails is not None:  # the draft row holds its tails inside the rows' shared width
             fed_ids, positions, mask = _rows_with_tails(model, rows, positions, out.attention_mask, tails,
                                                         config.draft_init, committed, num_rows)
         fed = fed_ids.shape[1]
@@ -295,7 +297,7 @@ def jacobi_decode(
         block_logits = outputs.logits.to(dtype=torch.float32)
         del outputs
         # the tails' guesses (any choice is lossless): behind the draft, or at the end of the draft row
-        if num_rows > 1 and tails is not None and len(tails):
+        if num_rows > 1 and tails is not None:
             tail_predictions = block_logits[::num_rows, length - len(tails):].argmax(-1)
         else:
             tail_predictions = block_logits[:, length:].argmax(-1)

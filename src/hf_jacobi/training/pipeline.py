@@ -381,23 +381,23 @@ def _load_base(model_args, device):
     return model, tokenizer
 
 
-def _load_adapter_weights(model, folder: Path) -> None:
-    """Start a gated run's fresh adapter from a trained one: the same LoRA shapes, every weight replaced."""
+def _load_adapter_weights(model, folder: Path, what: str) -> None:
+    """Put a saved adapter's weights into the gated model's adapter (the same LoRA shapes, every weight replaced): a
+    finished round's on resume, or `--init_adapter`'s at the start. `what` names the source in errors."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
     weights = load_file(folder / "adapter_model.safetensors", device=str(model.device))
+    advice = ("does not fit the adapter of this run (pass its --lora_r and --lora_target_modules, see its "
+              "adapter_config.json)")
     try:
         result = set_peft_model_state_dict(model, weights)
     except RuntimeError as error:  # a size mismatch: another rank
-        raise ValueError(f"--init_adapter {folder} does not fit the adapter of this run (pass its --lora_r and "
-                         f"--lora_target_modules, see its adapter_config.json): {error}") from None
+        raise ValueError(f"{what} {advice}: {error}") from None
     missing = [k for k in result.missing_keys if "lora_" in k]
     if missing or result.unexpected_keys:
-        raise ValueError(f"--init_adapter {folder} does not fit the adapter of this run (pass its --lora_r and "
-                         f"--lora_target_modules, see its adapter_config.json): {len(missing)} LoRA weights missing "
-                         f"(e.g. {missing[:1]}), {len(result.unexpected_keys)} unexpected "
-                         f"(e.g. {list(result.unexpected_keys)[:1]}).")
+        raise ValueError(f"{what} {advice}: {len(missing)} LoRA weights missing (e.g. {missing[:1]}), "
+                         f"{len(result.unexpected_keys)} unexpected (e.g. {list(result.unexpected_keys)[:1]}).")
 
 
 def _decode_as_trained(generation_config, script_args: JacobiTrainScriptArguments) -> None:
@@ -561,7 +561,8 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             set_seed(training_args.seed)  # the adapter's initial weights
             model = gate_adapter_on_filler(get_peft_model(model, get_peft_config(model_args)), script_args.draft_init)
             if script_args.init_adapter:
-                _load_adapter_weights(model, Path(script_args.init_adapter))
+                init = script_args.init_adapter
+                _load_adapter_weights(model, Path(init), f"--init_adapter {init}")
         # 2. train on them (one pass over distinct prompts; resumes from the last checkpoint)
         final = round_dir / "train" / "model"
         trainer = None
@@ -610,10 +611,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             tokenizer.save_pretrained(final)
             trainer.create_model_card(output_dir=str(final))
         elif gated:
-            from peft import set_peft_model_state_dict
-            from safetensors.torch import load_file
-
-            set_peft_model_state_dict(model, load_file(final / "adapter_model.safetensors", device=str(device)))
+            _load_adapter_weights(model, final, f"The saved adapter {final}")
         else:
             from transformers import AutoModelForCausalLM
 
