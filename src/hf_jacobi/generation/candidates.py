@@ -332,9 +332,10 @@ class ContextLookupRows(CandidateSource):
         # UNDRAFTED in row 0 (fed as the filler, never accepted) and the lookup row verifies a continuation that long.
         num_tails = 0 if step.tail_parents is None else len(step.tail_parents)
         length = step.length + num_tails
-        if num_tails and length > step.max_length:  # the last forwards: the tails alone
-            return step.candidates
-        cap = length - 1 if self.num_tokens is None else min(self.num_tokens, length - 1)
+        # Near max_length the draft with its tails is wider than what is left to generate: the row keeps that width
+        # (its last positions hold filler, never accepted) and verifies only what can still be committed.
+        reach = min(length, step.max_length)
+        cap = reach - 1 if self.num_tokens is None else min(self.num_tokens, reach - 1)
         found = lookup_rows(step.input_ids, self.max_ngram, cap, step.unfinished)
         candidates = resize(step.candidates, length)
         drafts = candidates[:, 0].tolist()

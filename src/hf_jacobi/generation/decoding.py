@@ -274,7 +274,9 @@ def jacobi_decode(
             start = out.attention_mask.sum(-1, keepdim=True) - 1
         else:
             mask, start = None, torch.full((batch_size, 1), committed - 1, device=device)
-        positions = start + torch.arange(length, device=device)
+        # no fed token sits past the last position generation reaches (only filler behind a lookup row's last
+        # committable token can: near max_length the rows keep the width of the draft with its tails)
+        positions = start + torch.arange(length, device=device).clamp(max=remaining)
         if num_rows > 1:
             cache.batch_repeat_interleave(num_rows)
             positions = positions.repeat_interleave(num_rows, dim=0)
