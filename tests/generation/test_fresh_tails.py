@@ -5,6 +5,7 @@ the accepted prefix."""
 import pytest
 import torch
 from testing_utils import generation_inputs, make_tiny_model, markov_model, padded_batch
+from transformers import GenerationConfig
 
 import hf_jacobi  # noqa: F401  (enables generation_mode="jacobi")
 from hf_jacobi.generation import JacobiConfig
@@ -178,6 +179,27 @@ def test_sliding_window_models_are_refused(tiny_model_factory, family):
 def test_bad_fresh_tails_settings(settings, match):
     with pytest.raises(ValueError, match=match):
         JacobiConfig(**settings)
+
+
+def test_saved_tails_and_lookup_give_way_to_the_callers_settings():
+    """Tails and lookup saved in a model's GenerationConfig (how it was trained to decode) are defaults: they shrink
+    to the block size asked for, or turn off beside settings they cannot be combined with; passed to `generate` they
+    are still refused when they do not fit."""
+    saved = GenerationConfig(draft_init=FILLER, draft_carry="clean", fresh_tails=4, lookup_ngram=2)
+    for settings, tails, lookup in (({}, 4, 2), ({"block_size": 8}, 2, 2), ({"block_size": 3}, 0, 2),
+                                    ({"block_size": "auto"}, 0, 0), ({"num_blocks": 2}, 0, 2),
+                                    ({"fresh_rows": 3}, 0, 2), ({"draft_carry": "all"}, 0, 2)):
+        config = JacobiConfig.from_generation_config(saved, **settings)
+        assert (config.fresh_tails, config.lookup_ngram) == (tails, lookup), settings
+    with pytest.raises(ValueError, match="block_size >= 16"):
+        JacobiConfig.from_generation_config(saved, fresh_tails=4, block_size=8)
+    model = make_tiny_model("llama")
+    inputs = generation_inputs(3)
+    reference = _greedy(model, inputs)
+    model.generation_config.update(**saved.to_diff_dict())
+    out = _greedy(model, inputs, generation_mode="jacobi", block_size=8, return_dict_in_generate=True)
+    torch.testing.assert_close(out.sequences, reference, rtol=0, atol=0)
+    assert out.draft_lengths.max() <= 8  # two tails (2 draft tokens, 2 tails of 3) in the 8 positions asked for
 
 
 def test_no_tails_no_change():

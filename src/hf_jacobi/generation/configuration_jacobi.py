@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from transformers import GenerationConfig
@@ -83,6 +84,26 @@ def check_fresh_tails(config) -> None:
             f"{tails - 1} guesses the next draft verifies: it needs block_size >= {tails * tails}, got "
             f"{config.block_size}. Raise block_size or lower fresh_tails."
         )
+
+
+def fit_model_defaults(values: dict, from_model: set) -> None:
+    """Fit the tree settings a model saved in its `GenerationConfig` (the way it was trained to decode) to the settings
+    passed to `generate`, in place: they are defaults, so where the caller's settings leave no room for them they give
+    way instead of failing. Fresh tails shrink to what `block_size` holds (`T * T <= n`; off below 2) and are off with
+    settings they cannot be combined with; context lookup is off with `block_size="auto"`. Settings passed to
+    `generate` (or in a `JacobiConfig`) are checked as given."""
+    block_size = values.get("block_size", JacobiConfig.block_size)
+    tails = values.get("fresh_tails")
+    if "fresh_tails" in from_model and _is_int(tails):
+        clash = (block_size == "auto" or values.get("draft_carry") != "clean" or values.get("fresh_rows", 0) != 0
+                 or values.get("num_blocks", 1) != 1 or values.get("pool_size", 0) != 0)
+        fits = min(tails, math.isqrt(block_size)) if _is_int(block_size) and block_size > 0 else tails
+        values["fresh_tails"] = 0 if clash or fits < 2 else fits
+    if "lookup_ngram" in from_model and block_size == "auto":
+        values["lookup_ngram"] = 0
+        for name in ("lookup_mode", "lookup_num_tokens"):
+            if name in from_model:
+                del values[name]
 
 
 def check_auto_compatible(num_blocks, pool_size, lookup_ngram=0, fresh_rows=0, fresh_tails=0) -> None:
@@ -208,19 +229,22 @@ class JacobiConfig:
         cls, generation_config: GenerationConfig | None = None, jacobi_config: JacobiConfig | None = None, **kwargs
     ) -> JacobiConfig:
         """Resolve every setting: a non-None kwarg, else `jacobi_config`, else the `GenerationConfig` attribute of
-        the same name, else the default."""
+        the same name, else the default. Fresh tails and lookup taken from the `GenerationConfig` fit the rest
+        (`fit_model_defaults`)."""
         unknown = set(kwargs) - set(cls.names())
         if unknown:
             raise TypeError(f"Unknown Jacobi settings {sorted(unknown)}; the settings are {cls.names()}.")
-        values = {}
+        values, from_model = {}, set()
         for name in cls.names():
             value = kwargs.get(name)
             if value is None and jacobi_config is not None:
                 value = getattr(jacobi_config, name)
             if value is None and generation_config is not None:
                 value = getattr(generation_config, name, None)
+                from_model |= {name} if value is not None else set()
             if value is not None:
                 values[name] = value
+        fit_model_defaults(values, from_model)
         return cls(**values)
 
     @classmethod
