@@ -1,0 +1,39 @@
+"""Rebuild the run folders `examples/plot_learning_curve.py` reads from what docs/gated_cpu keeps of each sitting (the
+runs/ folders are not in git), so the curve can be drawn again on a fresh checkout:
+
+    python docs/gated_cpu/fifth_run/curve_from_docs.py runs/curve
+    python examples/plot_learning_curve.py runs/curve/gated_big docs/learning_curve_smollm2_gated.png \
+        runs/curve/gated_more runs/curve/gated_third runs/curve/gated_fourth runs/gated_fifth "previous adapter=1.245"
+"""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent.parent
+SITTINGS = {"gated_big": "shipped_run", "gated_more": "continued_run", "gated_third": "third_run",
+            "gated_fourth": "fourth_run"}
+
+
+def round_tpf(folder: Path) -> dict:
+    """The round's measurement: a round's own tpf.json, or round 0 of a run-level one."""
+    if (folder / "round_0_tpf.json").exists():
+        return json.loads((folder / "round_0_tpf.json").read_text())
+    measured = json.loads((folder / "tpf.json").read_text())
+    return measured["rounds"][0] if "rounds" in measured else measured
+
+
+def main(target: str) -> None:
+    for name, sitting in SITTINGS.items():
+        source, run = DOCS / sitting, Path(target) / name
+        (run / "round_0" / "train").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / "pipeline_config.json", run / "pipeline_config.json")
+        shutil.copyfile(DOCS / "shipped_run" / "tpf_base.json", run / "round_0" / "tpf_base.json")
+        shutil.copyfile(source / "train_log.json", run / "round_0" / "train" / "train_log.json")
+        (run / "round_0" / "tpf.json").write_text(json.dumps(round_tpf(source)))
+        print(run)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
