@@ -11,6 +11,8 @@ from transformers import GenerationConfig
 LOOKUP_MODES = ("row", "draft")
 DRAFT_INITS = ("prompt", "repeat")
 DRAFT_CARRIES = ("all", "clean")
+#: The settings fresh tails cannot be combined with, each with its value when off.
+TAILS_EXCLUDE = {"fresh_rows": 0, "num_blocks": 1, "pool_size": 0}
 
 
 def _is_int(value) -> bool:
@@ -69,9 +71,7 @@ def check_fresh_tails(config) -> None:
             f"`fresh_tails={tails}` feeds filler behind each guess prefix for the clean carry to pick up: pass "
             f"draft_carry='clean' (with a token-id draft_init), got draft_carry={config.draft_carry!r}."
         )
-    others = {"fresh_rows": (config.fresh_rows, 0), "num_blocks": (config.num_blocks, 1),
-              "pool_size": (config.pool_size, 0)}
-    clash = {name: value for name, (value, off) in others.items() if value != off}
+    clash = {name: getattr(config, name) for name, off in TAILS_EXCLUDE.items() if getattr(config, name) != off}
     if clash:
         raise ValueError(
             f"`fresh_tails={tails}` decodes one draft per prompt with its own tree of tails (beside context-lookup "
@@ -95,8 +95,8 @@ def fit_model_defaults(values: dict, from_model: set) -> None:
     block_size = values.get("block_size", JacobiConfig.block_size)
     tails = values.get("fresh_tails")
     if "fresh_tails" in from_model and _is_int(tails):
-        clash = (block_size == "auto" or values.get("draft_carry") != "clean" or values.get("fresh_rows", 0) != 0
-                 or values.get("num_blocks", 1) != 1 or values.get("pool_size", 0) != 0)
+        clash = (block_size == "auto" or values.get("draft_carry") != "clean"
+                 or any(values.get(name, off) != off for name, off in TAILS_EXCLUDE.items()))
         fits = min(tails, math.isqrt(block_size)) if _is_int(block_size) and block_size > 0 else tails
         values["fresh_tails"] = 0 if clash or fits < 2 else fits
     if "lookup_ngram" in from_model and block_size == "auto":
@@ -241,7 +241,8 @@ class JacobiConfig:
                 value = getattr(jacobi_config, name)
             if value is None and generation_config is not None:
                 value = getattr(generation_config, name, None)
-                from_model |= {name} if value is not None else set()
+                if value is not None:
+                    from_model.add(name)
             if value is not None:
                 values[name] = value
         fit_model_defaults(values, from_model)
