@@ -22,6 +22,7 @@ import torch
 
 import hf_jacobi  # noqa: F401  (adds generation_mode="jacobi" to generate)
 from hf_jacobi.generation import JacobiConfig
+from hf_jacobi.generation.configuration_jacobi import MODEL_DEFAULTS_OFF
 from hf_jacobi.loading import ADAPTER_DIR, chat_prompt, load_model
 
 PROMPT = "Write a Python function `fib(n)` that returns the n-th Fibonacci number iteratively, with a docstring."
@@ -34,6 +35,7 @@ def methods(args, generation_config=None) -> dict[str, tuple[dict, str]]:
     n, m = args.block_size, args.lookup_block_size
 
     def jacobi(**settings) -> dict:
+        settings = {**MODEL_DEFAULTS_OFF, **settings}  # each row runs what it names, whatever the model's defaults
         JacobiConfig(**settings)  # checks them
         return {"generation_mode": "jacobi", **settings}  # the rest (e.g. a trained filler) from the model's config
 

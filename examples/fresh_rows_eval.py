@@ -25,6 +25,7 @@ import torch
 
 import hf_jacobi  # noqa: F401  (generation_mode="jacobi")
 from hf_jacobi.filler_gate import is_filler_gated
+from hf_jacobi.generation.configuration_jacobi import MODEL_DEFAULTS_OFF
 from hf_jacobi.loading import chat_prompt, load_model, load_saved_model
 from hf_jacobi.training.pipeline import _eval_prompts
 
@@ -80,6 +81,8 @@ def main(argv=None):
                     "block_size": n, "draft_carry": "clean", "num_blocks": k, "lookup_ngram": args.lookup}
     if args.only:
         settings = {k: v for k, v in settings.items() if v is None or any(text in k for text in args.only)}
+    # each setting runs what its name says: tails and lookup a model's config turns on are off unless named
+    settings = {k: v if v is None else {**MODEL_DEFAULTS_OFF, **v} for k, v in settings.items()}
     results = {}
     for name in args.models or ["base"]:
         model = base if name == "base" else load_saved_model(name)

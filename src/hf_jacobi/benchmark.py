@@ -26,6 +26,7 @@ from .data import humaneval_instruction, load_humaneval
 from .filler_gate import gated_filler
 from .generation import JacobiConfig
 from .generation.auto import interpolate_cost, measure_forward_costs
+from .generation.configuration_jacobi import MODEL_DEFAULTS_OFF
 from .loading import chat_prompt
 
 
@@ -62,11 +63,12 @@ def default_methods(
     block size for each count in `fresh_rows` and with `fresh_tails` tails at each block size that holds them (`n >=
     T*T`) for each count in `fresh_tails` (models trained with a token filler; with `lookup`, also beside a lookup
     row), and `block_size="auto"`. Settings a method leaves out come from its model's generation config (e.g. the
-    filler and carry it was trained with); `check_methods` resolves them against the models."""
+    filler and carry it was trained with), except fresh tails and context lookup: off unless the method names them,
+    so that a method measures what its name says on any model; `check_methods` resolves them against the models."""
     prefix = "" if model == "model" else f"{model}/"
 
     def jacobi(**settings) -> dict:  # kwargs, not a JacobiConfig, so that the model's config fills the rest
-        return {"generation_mode": "jacobi", **settings}
+        return {"generation_mode": "jacobi", **MODEL_DEFAULTS_OFF, **settings}
 
     methods = [Method(f"{prefix}hf_greedy", model=model)]
     if prompt_lookup:

@@ -215,9 +215,12 @@ def _generate_jacobi_kwargs(args) -> dict:
         return {}
     from hf_jacobi.generation import JacobiConfig
 
-    ngram = args.lookup or (2 if args.lookup_mode == "draft" else 0)
-    settings = {"block_size": args.block_size, "lookup_ngram": ngram, "lookup_mode": args.lookup_mode if ngram else "row",
-                "lookup_num_tokens": args.lookup_tokens}
+    ngram = args.lookup if args.lookup is not None else (2 if args.lookup_mode == "draft" else None)
+    settings = {"block_size": args.block_size}
+    if ngram is not None:  # else the model's own (the shipped adapter: a lookup row), or off
+        settings |= {"lookup_ngram": ngram, "lookup_mode": args.lookup_mode if ngram else "row"}
+    if args.lookup_tokens is not None:
+        settings["lookup_num_tokens"] = args.lookup_tokens
     JacobiConfig(**settings)  # checks them
     return {"generation_mode": "jacobi", **settings}  # the rest (e.g. a trained filler) from the model's config
 
@@ -347,9 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(gen)
     gen.add_argument("--block-size", type=nonnegative_int, default=16,
                      help="tokens per Jacobi block (0: plain greedy decoding)")
-    gen.add_argument("--lookup", type=nonnegative_int, default=0, metavar="NGRAM",
-                     help="context lookup: n-gram size of the lookup match (lookup_ngram; 0: off, or 2 with "
-                     "--lookup-mode draft)")
+    gen.add_argument("--lookup", type=nonnegative_int, default=None, metavar="NGRAM",
+                     help="context lookup: n-gram size of the lookup match (lookup_ngram; 0: off; default: the "
+                     "model's own, else off, or 2 with --lookup-mode draft)")
     gen.add_argument("--lookup-mode", choices=["row", "draft"], default="row",
                      help="where the lookup continuation goes (lookup_mode): 'row', an extra candidate row verified "
                      "with the block; 'draft', in the draft itself, one row (the CPU setting, best with --block-size "

@@ -98,6 +98,26 @@ def test_benchmark_uses_the_trained_filler_and_runs_fresh_rows():
     assert all(r["exact_match"] == 1.0 and r["tokens"] == 10 for r in result["methods"])  # lossless, float32
 
 
+def test_methods_run_what_they_name_whatever_the_models_defaults():
+    """A model may decode with fresh tails beside a lookup row by default (the shipped adapter's generation config):
+    each method still runs what its name says, so `jacobi_n16` is the plain clean carry and the tails method has no
+    lookup row unless it names one."""
+    from transformers import GenerationConfig
+
+    from hf_jacobi.generation import JacobiConfig
+
+    config = GenerationConfig(draft_init=16, draft_carry="clean", fresh_tails=4, lookup_ngram=2)
+    assert JacobiConfig.from_generation_config(config, block_size=16).fresh_tails == 4  # the default a user gets
+    methods = benchmark.default_methods([16], prompt_lookup=False, lookup=3, fresh_tails=[4], auto=True)
+    resolved = {}
+    for method in methods[1:]:
+        kwargs = {k: v for k, v in method.kwargs.items() if k != "generation_mode"}
+        settings = JacobiConfig.from_generation_config(config, **kwargs)
+        resolved[method.name] = (settings.fresh_tails, settings.lookup_ngram)
+    assert resolved == {"jacobi_n16": (0, 0), "jacobi_n16_lookup3": (0, 3), "jacobi_n16_clean_tails4": (4, 0),
+                        "jacobi_n16_clean_tails4_lookup3": (4, 3), "jacobi_auto": (0, 0)}
+
+
 def _problem(test: str) -> dict:
     return {"task_id": "t/0", "prompt": 'def f():\n    """Return 1."""\n', "entry_point": "f", "test": test}
 

@@ -49,8 +49,8 @@ def test_humaneval_harness_runs_real_tests():
 
 @require_smollm2
 def test_shipped_adapter_keeps_the_base_models_output(smollm2):
-    """The shipped adapter is filler-gated: with it, greedy and Jacobi decoding (its trained filler and clean carry)
-    return the base model's greedy tokens, in float32."""
+    """The shipped adapter is filler-gated: with it, greedy and Jacobi decoding (its trained filler and clean carry,
+    with fresh tails beside a lookup row by default) return the base model's greedy tokens, in float32."""
     from hf_jacobi import is_filler_gated
 
     base, tokenizer = smollm2
@@ -62,3 +62,14 @@ def test_shipped_adapter_keeps_the_base_models_output(smollm2):
     out = model.generate(**inputs, do_sample=False, max_new_tokens=48, generation_mode="jacobi", block_size=16,
                          return_dict_in_generate=True)
     assert torch.equal(out.sequences, expected)
+    # by default it decodes as its generation config says: 4 fresh tails beside a lookup row, fitted to block_size
+    for block_size, tails in ((16, 4), (9, 3)):
+        as_named = model.generate(**inputs, do_sample=False, max_new_tokens=48, generation_mode="jacobi",
+                                  block_size=block_size, fresh_tails=tails, lookup_ngram=2,
+                                  return_dict_in_generate=True)
+        default = out if block_size == 16 else model.generate(
+            **inputs, do_sample=False, max_new_tokens=48, generation_mode="jacobi", block_size=block_size,
+            return_dict_in_generate=True)
+        assert torch.equal(as_named.sequences, expected) and torch.equal(default.sequences, expected)
+        assert default.num_forwards == as_named.num_forwards
+        assert torch.equal(default.accepted_tokens, as_named.accepted_tokens)

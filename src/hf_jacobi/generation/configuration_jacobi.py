@@ -13,6 +13,10 @@ DRAFT_INITS = ("prompt", "repeat")
 DRAFT_CARRIES = ("all", "clean")
 #: The settings fresh tails cannot be combined with, each with its value when off.
 TAILS_EXCLUDE = {"fresh_rows": 0, "num_blocks": 1, "pool_size": 0}
+#: The settings a model's generation config may turn on by default (`fit_model_defaults`; the shipped adapter decodes
+#: with fresh tails beside a lookup row), each off: what compares settings by name passes them, so that a setting
+#: measures what its name says on any model.
+MODEL_DEFAULTS_OFF = {"fresh_tails": 0, "lookup_ngram": 0}
 
 
 def _is_int(value) -> bool:
