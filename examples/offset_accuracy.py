@@ -18,6 +18,10 @@ decoder starts each block from. Their run TPF is the tokens per forward of a dec
 such a state; the clean carry spends about every other forward on one (`(1 + run TPF) / 2` per forward).
 `decoder TPF` replays that decoder along the answers instead (a forward starts where the last one ended, so hard
 positions weigh more than in run TPF); with at most 3 guesses a forward it is what `fresh_tails=4` allows.
+
+`--prompts-file FILE` scores the first `--prompts` prompts of a JSONL file instead (states in `runs/<stem>_answers`):
+a training run's prompts against unseen ones of the same kind tell a gap in generalisation (more distinct data would
+close it) from a limit the trained states themselves hit (more data of the same kind would not).
 """
 
 import argparse
@@ -65,6 +69,9 @@ def main(argv=None):
                         help="saved models or LoRA adapters (folders with adapter_config.json; a filler-gated one stays "
                              "gated, `load_model(adapter=...)`) to compare with the base model")
     parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--prompts-file", type=Path,
+                        help="a JSONL file of {\"prompt\": ...} (e.g. a training run's prompts, to compare seen with "
+                        "unseen prompts): its first --prompts prompts instead of HumanEval's")
     parser.add_argument("--block-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--offsets", type=int, default=6, help="offsets shown in the table")
@@ -77,11 +84,17 @@ def main(argv=None):
     torch.manual_seed(0)
     base, tokenizer = load_model(dtype="float32")
     if args.states_dir is None:
-        args.states_dir = Path("runs/heldout_answers" if args.filler is not None else "runs/heldout_states")
+        stem = "heldout" if args.prompts_file is None else args.prompts_file.stem
+        args.states_dir = Path(f"runs/{stem}_answers" if args.filler is not None else f"runs/{stem}_states")
+    if args.prompts_file is None:
+        prompts = _eval_prompts(args.prompts)
+    else:
+        with args.prompts_file.open() as lines:
+            prompts = [json.loads(line)["prompt"] for line, _ in zip(lines, range(args.prompts))]
     config = CollectConfig(block_size=args.block_size, max_new_tokens=args.max_new_tokens, batch_size=8,
                            states="decoding" if args.filler is None else "answers",
                            model_name="SmolLM2-135M-Instruct (base)")
-    records = collect_trajectories(base, tokenizer, _eval_prompts(args.prompts), args.states_dir, config)
+    records = collect_trajectories(base, tokenizer, prompts, args.states_dir, config)
     examples = pack_states(records, args.block_size, eos_token_id=tokenizer.eos_token_id, trim_loops=True,
                            filler_token_id=args.filler)
     examples = [examples[i] for i in range(len(examples))]
@@ -105,8 +118,8 @@ def main(argv=None):
         cells = [f"{by_k[k]['accuracy']:.3f} ({by_k[k]['cross_entropy']:.1f})" if k in by_k else "-" for k in shown]
         print(f"| {name} | " + " | ".join(cells) + f" | {result['implied_tpf']:.3f} | {result['run_tpf']:.3f} |")
     if args.output:
-        args.output.write_text(json.dumps({"settings": vars(args) | {"states_dir": str(args.states_dir),
-                                                                       "output": str(args.output)},
+        paths = {name: str(value) for name, value in vars(args).items() if isinstance(value, Path)}
+        args.output.write_text(json.dumps({"settings": vars(args) | paths,
                                            "results": results}, indent=1))
 
 

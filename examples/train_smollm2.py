@@ -46,6 +46,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from hf_jacobi import cli
+from hf_jacobi.generation.configuration_jacobi import MODEL_DEFAULTS_OFF
 from hf_jacobi.loading import ADAPTER_DIR
 
 RECIPE = [
@@ -71,9 +72,13 @@ LORA = [
 GATED = [*LORA, "--filler_gated_adapter", "true", "--ar_target", "hard", "--export_rank", "0"]
 
 
-def ship(output_dir: Path) -> Path:
+def ship(output_dir: Path, decoding: dict | None = None) -> Path:
     """Put the exported adapter (fp16) and its measurements in `output_dir/ship`, and print the command that copies
-    them into the package: examples never write into `src/`; shipping new weights is a maintainer's deliberate step."""
+    them into the package: examples never write into `src/`; shipping new weights is a maintainer's deliberate step.
+
+    The decoding defaults a model's generation config may turn on (`MODEL_DEFAULTS_OFF`: fresh tails, a lookup row)
+    are measured choices, not trained ones: the new generation config keeps the shipped adapter's, each replaced by
+    `decoding[name]` where given (0: off)."""
     adapter = output_dir / "adapter"
     if (output_dir / "model" / "adapter_config.json").exists():  # a --filler_gated_adapter run: model/ is the adapter
         adapter = output_dir / "model"
@@ -83,8 +88,17 @@ def ship(output_dir: Path) -> Path:
     ship_dir = output_dir / "ship"
     ship_dir.mkdir(parents=True, exist_ok=True)
     names = ("adapter_model.safetensors", "adapter_config.json", "generation_config.json")  # + the trained filler
-    for name in names[1:]:
-        shutil.copyfile(adapter / name, ship_dir / name)
+    shutil.copyfile(adapter / names[1], ship_dir / names[1])
+    shipped = ADAPTER_DIR / names[2]
+    shipped = json.loads(shipped.read_text()) if shipped.exists() else {}
+    config = json.loads((adapter / names[2]).read_text())
+    for name in MODEL_DEFAULTS_OFF:
+        value = (decoding or {}).get(name)
+        value = shipped.get(name, 0) if value is None else value
+        config.pop(name, None)
+        if value:
+            config[name] = value
+    (ship_dir / names[2]).write_text(json.dumps(dict(sorted(config.items())), indent=2) + "\n")
     weights = load_file(adapter / names[0])  # fp16 on disk (a trained adapter is saved in fp32)
     save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, ship_dir / names[0],
               metadata={"format": "pt"})
@@ -99,9 +113,17 @@ def main(argv=None):
     parser.add_argument("--ship", action="store_true", help="put the exported adapter in OUTPUT_DIR/ship, ready to ship")
     parser.add_argument("--gated", action="store_true",
                         help="train a filler-gated LoRA adapter (the output stays the base model's; the shipped one)")
+    parser.add_argument("--fresh-tails", type=int, default=None,
+                        help="with --ship: the shipped generation config's fresh_tails (0: off; default: the shipped "
+                        "adapter's)")
+    parser.add_argument("--lookup-ngram", type=int, default=None,
+                        help="with --ship: the shipped generation config's lookup_ngram (0: off; default: the shipped "
+                        "adapter's)")
     args, extra = parser.parse_known_args(argv)
     if args.ship:
-        return ship(args.output_dir)
+        return ship(args.output_dir, {"fresh_tails": args.fresh_tails, "lookup_ngram": args.lookup_ngram})
+    if args.fresh_tails is not None or args.lookup_ngram is not None:
+        parser.error("--fresh-tails / --lookup-ngram set what --ship writes: pass --ship")
     cli.main(["train", "--output_dir", str(args.output_dir), *RECIPE, *(GATED if args.gated else []), *extra])
 
 

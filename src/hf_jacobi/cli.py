@@ -193,7 +193,7 @@ def cmd_generate(args) -> None:
     inputs = tokenizer(text, return_tensors="pt").to(model.device)
     streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     kwargs = {"max_new_tokens": args.max_new_tokens, "do_sample": False, "streamer": streamer,
-              "return_dict_in_generate": True, **_generate_jacobi_kwargs(args)}
+              "return_dict_in_generate": True, **_generate_jacobi_kwargs(args, model.generation_config)}
     start = time.perf_counter()
     with torch.inference_mode():
         out = model.generate(**inputs, **kwargs)
@@ -209,8 +209,12 @@ def cmd_generate(args) -> None:
     )
 
 
-def _generate_jacobi_kwargs(args) -> dict:
-    """The `generate` kwargs of `hf-jacobi generate`'s decoding flags."""
+LOOKUP_OFF = "--lookup-tokens configures context lookup, which is off: pass --lookup NGRAM or --lookup-mode draft"
+
+
+def _generate_jacobi_kwargs(args, generation_config=None) -> dict:
+    """The `generate` kwargs of `hf-jacobi generate`'s decoding flags, checked against the settings the model's
+    `generation_config` holds (a trained model may decode with a lookup row by default)."""
     if args.block_size == 0:
         return {}
     from hf_jacobi.generation import JacobiConfig
@@ -220,8 +224,10 @@ def _generate_jacobi_kwargs(args) -> dict:
     if ngram is not None:  # else the model's own (the shipped adapter: a lookup row), or off
         settings |= {"lookup_ngram": ngram, "lookup_mode": args.lookup_mode if ngram else "row"}
     if args.lookup_tokens is not None:
+        if not JacobiConfig.from_generation_config(generation_config, **settings).lookup_ngram:  # nor the model's
+            raise UsageError(LOOKUP_OFF)
         settings["lookup_num_tokens"] = args.lookup_tokens
-    JacobiConfig(**settings)  # checks them
+    JacobiConfig.from_generation_config(generation_config, **settings)  # checks them
     return {"generation_mode": "jacobi", **settings}  # the rest (e.g. a trained filler) from the model's config
 
 
@@ -473,9 +479,11 @@ def check_args(args) -> None:
                        args.lookup_mode == "draft"), ("--lookup-tokens", args.lookup_tokens is not None)) if used]
         if jacobi_only and args.block_size == 0:
             raise UsageError(f"{' / '.join(jacobi_only)} need Jacobi decoding: pass --block-size >= 1")
-        if args.lookup_tokens is not None and not args.lookup and args.lookup_mode == "row":
-            raise UsageError("--lookup-tokens configures context lookup, which is off: pass --lookup NGRAM or "
-                             "--lookup-mode draft")
+        own_config = args.model or args.adapter or args.jacobi_forcing  # may turn lookup on (checked once loaded)
+        if args.lookup_tokens is not None and args.lookup is None and not own_config and args.lookup_mode == "row":
+            raise UsageError(LOOKUP_OFF)
+        if args.lookup_tokens is not None and args.lookup == 0:
+            raise UsageError(LOOKUP_OFF)
     if args.command == "bench" and args.multiblock and args.multiblock[0] < 1:
         raise UsageError(f"--multiblock: NUM_BLOCKS must be >= 1, got {args.multiblock[0]}")
     if args.command == "bench" and args.base_block_sizes is not None and not (args.jacobi_forcing or args.adapter):

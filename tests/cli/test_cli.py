@@ -145,6 +145,24 @@ def test_cli_lookup_options_mean_the_same_unit_everywhere(capsys):
     assert old.lookup_draft_block_sizes == [1, 4] and not hasattr(old, "lookup_draft")
 
 
+def test_cli_lookup_tokens_follow_the_models_own_lookup(monkeypatch):
+    """`--lookup-tokens` alone caps the lookup a model turns on in its generation config (the shipped adapter's
+    lookup row); where neither the flags nor the model turn lookup on it is refused, after loading what may."""
+    parser = cli.build_parser()
+    own = transformers.GenerationConfig(lookup_ngram=2, draft_init=16, draft_carry="clean")
+    args = parser.parse_args(["generate", "hi", "--jacobi-forcing", "--lookup-tokens", "3"])
+    cli.check_args(args)  # not refused before loading: the adapter's config may turn lookup on
+    kwargs = cli._generate_jacobi_kwargs(args, own)
+    assert kwargs == {"generation_mode": "jacobi", "block_size": 16, "lookup_num_tokens": 3}
+    resolved_settings = JacobiConfig.from_generation_config(own, **{k: v for k, v in kwargs.items() if k != "generation_mode"})
+    assert (resolved_settings.lookup_ngram, resolved_settings.lookup_num_tokens) == (2, 3)
+    with pytest.raises(cli.UsageError, match="--lookup-tokens configures context lookup, which is off"):
+        cli._generate_jacobi_kwargs(args, transformers.GenerationConfig())
+    off = parser.parse_args(["generate", "hi", "--jacobi-forcing", "--lookup", "0", "--lookup-tokens", "3"])
+    with pytest.raises(cli.UsageError, match="--lookup-tokens configures context lookup"):
+        cli.check_args(off)
+
+
 class _FakeModel:
     dtype = torch.float32
     device = torch.device("cpu")

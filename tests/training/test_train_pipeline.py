@@ -306,7 +306,7 @@ def test_train_command_filler_gated_adapter(setup, tmp_path):
     base = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "model").eval()
     for record in map(json.loads, (out / "round_1" / "data" / "trajectories.jsonl").open()):
         ids = torch.tensor([record["prompt_ids"]])
-        settings = dict(do_sample=False, max_new_tokens=16, pad_token_id=0)
+        settings = {"do_sample": False, "max_new_tokens": 16, "pad_token_id": 0}
         expected = base.generate(ids, **settings)
         assert 127 not in expected[0, ids.shape[1]:]
         assert torch.equal(model.generate(ids, **settings), expected)
@@ -345,3 +345,38 @@ def test_smollm2_recipes_parse(tmp_path):
     script, training, model = parser.parse_args_and_config(["--output_dir", str(tmp_path), *RECIPE, *GATED])
     assert script.filler_gated_adapter and model.use_peft and model.lora_r == 64 and not script.export_rank
     assert training.learning_rate == 5e-4 and training.ar_target == "hard"
+
+
+def test_smollm2_ship_keeps_the_shipped_decoding_defaults(tmp_path, monkeypatch):
+    """`train_smollm2.py --ship` copies a gated run's adapter in fp16 and keeps the decoding defaults (fresh tails,
+    lookup row) of the adapter it replaces unless told otherwise: a trained generation config does not hold them."""
+    import json
+    import sys
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+    import train_smollm2
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "generation_config.json").write_text(json.dumps({"draft_init": 16, "fresh_tails": 4, "lookup_ngram": 2}))
+    monkeypatch.setattr(train_smollm2, "ADAPTER_DIR", shipped)
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    save_file({"w": torch.ones(2, 2)}, run / "model" / "adapter_model.safetensors")
+    (run / "model" / "adapter_config.json").write_text("{}")
+    (run / "model" / "generation_config.json").write_text(json.dumps({"draft_init": 16, "draft_carry": "clean"}))
+    (run / "tpf.json").write_text(json.dumps({"tpf": 1.5}))
+
+    ship_dir = train_smollm2.ship(run)
+    config = json.loads((ship_dir / "generation_config.json").read_text())
+    assert config == {"draft_carry": "clean", "draft_init": 16, "fresh_tails": 4, "lookup_ngram": 2}
+    assert load_file(ship_dir / "adapter_model.safetensors")["w"].dtype == torch.float16
+    train_smollm2.main(["--output-dir", str(run), "--ship", "--fresh-tails", "3", "--lookup-ngram", "0"])
+    config = json.loads((ship_dir / "generation_config.json").read_text())
+    assert config["fresh_tails"] == 3 and "lookup_ngram" not in config
+    with pytest.raises(SystemExit):
+        train_smollm2.main(["--output-dir", str(run), "--fresh-tails", "3"])
