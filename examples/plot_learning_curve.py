@@ -11,6 +11,7 @@ round's total so far) and the wall time of every sitting.
 
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -74,7 +75,8 @@ def main(run: str, out: str, *extra: str) -> None:
         ax.set_xlabel(label)
         ax.set_ylabel("tokens per forward (block 16, unseen prompts)")
         ax.grid(alpha=0.3)
-    fig.suptitle(" -> ".join(["Jacobi Forcing learning curve: " + Path(run).name, *(path.name for path in continued)]))
+    title = " -> ".join(["Jacobi Forcing learning curve: " + Path(run).name, *(path.name for path in continued)])
+    fig.suptitle(textwrap.fill(title, 110))  # a run continued many times names every sitting
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     print(json.dumps(points, indent=1))

@@ -4,7 +4,7 @@ runs/ folders are not in git), so the curve can be drawn again on a fresh checko
     python docs/gated_cpu/fifth_run/curve_from_docs.py runs/curve
     python examples/plot_learning_curve.py runs/curve/gated_big docs/learning_curve_smollm2_gated.png \
         runs/curve/gated_more runs/curve/gated_third runs/curve/gated_fourth runs/curve/gated_fifth runs/curve/gated_sixth \
-        "previous adapter=1.245"
+        runs/curve/gated_seventh "previous adapter=1.245"
 """
 
 import json
@@ -15,7 +15,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent.parent
 SITTINGS = {"gated_big": "shipped_run", "gated_more": "continued_run", "gated_third": "third_run",
             "gated_fourth": "fourth_run", "gated_fifth": "fifth_run",
-            "gated_sixth": "sixth_run"}
+            "gated_sixth": "sixth_run", "gated_seventh": "seventh_run"}
 
 
 def round_tpf(folder: Path) -> dict:
