@@ -92,11 +92,11 @@ def ship(output_dir: Path, decoding: dict | None = None) -> Path:
     shipped = ADAPTER_DIR / names[2]
     shipped = json.loads(shipped.read_text()) if shipped.exists() else {}
     config = json.loads((adapter / names[2]).read_text())
-    for name in MODEL_DEFAULTS_OFF:
+    for name, off in MODEL_DEFAULTS_OFF.items():
         value = (decoding or {}).get(name)
-        value = shipped.get(name, 0) if value is None else value
+        value = shipped.get(name, off) if value is None else value
         config.pop(name, None)
-        if value:
+        if value != off:
             config[name] = value
     (ship_dir / names[2]).write_text(json.dumps(dict(sorted(config.items())), indent=2) + "\n")
     weights = load_file(adapter / names[0])  # fp16 on disk (a trained adapter is saved in fp32)

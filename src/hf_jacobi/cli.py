@@ -479,10 +479,11 @@ def check_args(args) -> None:
                        args.lookup_mode == "draft"), ("--lookup-tokens", args.lookup_tokens is not None)) if used]
         if jacobi_only and args.block_size == 0:
             raise UsageError(f"{' / '.join(jacobi_only)} need Jacobi decoding: pass --block-size >= 1")
-        own_config = args.model or args.adapter or args.jacobi_forcing  # may turn lookup on (checked once loaded)
-        if args.lookup_tokens is not None and args.lookup is None and not own_config and args.lookup_mode == "row":
-            raise UsageError(LOOKUP_OFF)
-        if args.lookup_tokens is not None and args.lookup == 0:
+        # lookup is off for sure with --lookup 0, or with no lookup flag and no model config that may turn it on
+        # (--model / --adapter / --jacobi-forcing: checked once loaded, `_generate_jacobi_kwargs`)
+        own_config = args.model or args.adapter or args.jacobi_forcing
+        off = args.lookup == 0 or (args.lookup is None and args.lookup_mode == "row" and not own_config)
+        if args.lookup_tokens is not None and off:
             raise UsageError(LOOKUP_OFF)
     if args.command == "bench" and args.multiblock and args.multiblock[0] < 1:
         raise UsageError(f"--multiblock: NUM_BLOCKS must be >= 1, got {args.multiblock[0]}")
