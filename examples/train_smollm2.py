@@ -40,7 +40,6 @@ tokens, all 11 of the base model's HumanEval passes kept; then the same on a cop
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
@@ -88,7 +87,10 @@ def ship(output_dir: Path, decoding: dict | None = None) -> Path:
     ship_dir = output_dir / "ship"
     ship_dir.mkdir(parents=True, exist_ok=True)
     names = ("adapter_model.safetensors", "adapter_config.json", "generation_config.json")  # + the trained filler
-    shutil.copyfile(adapter / names[1], ship_dir / names[1])
+    adapter_config = json.loads((adapter / names[1]).read_text())
+    if isinstance(adapter_config.get("target_modules"), list):  # PEFT writes a set, in any order: sort it
+        adapter_config["target_modules"] = sorted(adapter_config["target_modules"])
+    (ship_dir / names[1]).write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
     shipped = ADAPTER_DIR / names[2]
     shipped = json.loads(shipped.read_text()) if shipped.exists() else {}
     config = json.loads((adapter / names[2]).read_text())

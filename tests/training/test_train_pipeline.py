@@ -367,7 +367,7 @@ def test_smollm2_ship_keeps_the_shipped_decoding_defaults(tmp_path, monkeypatch)
     run = tmp_path / "run"
     (run / "model").mkdir(parents=True)
     save_file({"w": torch.ones(2, 2)}, run / "model" / "adapter_model.safetensors")
-    (run / "model" / "adapter_config.json").write_text("{}")
+    (run / "model" / "adapter_config.json").write_text(json.dumps({"target_modules": ["v_proj", "k_proj", "q_proj"]}))
     (run / "model" / "generation_config.json").write_text(json.dumps({"draft_init": 16, "draft_carry": "clean"}))
     (run / "tpf.json").write_text(json.dumps({"tpf": 1.5}))
 
@@ -375,6 +375,7 @@ def test_smollm2_ship_keeps_the_shipped_decoding_defaults(tmp_path, monkeypatch)
     config = json.loads((ship_dir / "generation_config.json").read_text())
     assert config == {"draft_carry": "clean", "draft_init": 16, "fresh_tails": 4, "lookup_ngram": 2}
     assert load_file(ship_dir / "adapter_model.safetensors")["w"].dtype == torch.float16
+    assert json.loads((ship_dir / "adapter_config.json").read_text())["target_modules"] == ["k_proj", "q_proj", "v_proj"]
     train_smollm2.main(["--output-dir", str(run), "--ship", "--fresh-tails", "3", "--lookup-ngram", "0"])
     config = json.loads((ship_dir / "generation_config.json").read_text())
     assert config["fresh_tails"] == 3 and "lookup_ngram" not in config
