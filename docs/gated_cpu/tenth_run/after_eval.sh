@@ -1,0 +1,10 @@
+#!/bin/bash
+# After eval_tenth.sh: apply the ship rule, ship (with the float32 check) if it says so, then the README's test command.
+cd /work/main; . .venv/bin/activate
+while pgrep -f eval_tenth.sh > /dev/null; do sleep 20; done
+if python docs/gated_cpu/tenth_run/decide_ship.py; then
+  docs/gated_cpu/ship_run.sh runs/gated_tenth runs/tails_eval_tenth_fp32.json
+fi
+date
+python -m pytest -q -x 2>&1 | tail -15
+date
