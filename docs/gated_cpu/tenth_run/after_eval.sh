@@ -1,5 +1,7 @@
 #!/bin/bash
 # After eval_tenth.sh: apply the ship rule, ship (with the float32 check) if it says so, then the README's test command.
+# (Its test step was stopped on this run: the shipped card had to be copied to model_cards/ first, and the suite was
+# then run by hand with the README command.)
 cd /work/main; . .venv/bin/activate
 while pgrep -f eval_tenth.sh > /dev/null; do sleep 20; done
 if python docs/gated_cpu/tenth_run/decide_ship.py; then
