@@ -2,7 +2,7 @@
 # Ship a sitting's trained run into the package: fp16 copy whose generation config keeps the shipped decoding defaults
 # (4 fresh tails beside a lookup row), then the float32 identity check of the shipped setting.
 # Usage: docs/gated_cpu/ship_run.sh runs/gated_tenth runs/tails_eval_tenth_fp32.json
-# (the per-sitting ship.sh files in the ninth_run/eighth_run folders are the records of those sittings' commands).
+# (the eighth and ninth sittings' ship.sh call it with their shipped arm).
 set -e
 cd /work/main; . .venv/bin/activate
 RUN=${1:?run directory, e.g. runs/gated_tenth}; FP32_OUT=${2:?output json of the float32 check}
