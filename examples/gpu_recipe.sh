@@ -112,9 +112,9 @@ gated() {
     # The shipped recipe (examples/train_smollm2.py --gated: fresh-block states, filler-gated LoRA) at GPU scale, with
     # the states the fresh tails read (--consistency_horizon 4 --max_states 96, the ablation's gated_h4 arm): one round
     # over $GATED_PROMPTS offline coding prompts in a $TRAIN_MINUTES-minute box, TPF measured with 4 fresh tails. The
-    # CPU run reached 1.767 (clean carry) / 2.057 (tails) after 5.27M tokens in ten sittings; what one row with 4
+    # CPU run reached 1.760 (clean carry) / 2.080 (tails) after 5.75M tokens in eleven sittings; what one row with 4
     # tails can take (decoder TPF with 3 guesses, examples/offset_accuracy.py) grew 0.15 per doubling of the tokens
-    # on average, so 2.5 with tails needs ~30-120M tokens (README, learning curve).
+    # on average, so 2.5 with tails needs ~35-120M tokens (README, learning curve).
     local prompts=${GATED_PROMPTS:-10000} device_flags="--use_cpu false --bf16 true"
     python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || device_flags="--use_cpu true"
     log "gated recipe: $prompts prompts, $TRAIN_MINUTES min box ($device_flags)"

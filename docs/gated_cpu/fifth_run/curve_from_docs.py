@@ -4,7 +4,7 @@ runs/ folders are not in git), so the curve can be drawn again on a fresh checko
     python docs/gated_cpu/fifth_run/curve_from_docs.py runs/curve
     python examples/plot_learning_curve.py runs/curve/gated_big docs/learning_curve_smollm2_gated.png \
         runs/curve/gated_more runs/curve/gated_third runs/curve/gated_fourth runs/curve/gated_fifth runs/curve/gated_sixth \
-        runs/curve/gated_seventh runs/curve/gated_eighth runs/curve/gated_ninth runs/curve/gated_tenth \
+        runs/curve/gated_seventh runs/curve/gated_eighth runs/curve/gated_ninth runs/curve/gated_tenth runs/curve/gated_eleventh \
         "previous adapter=1.245"
 
 A sitting's files are `pipeline_config.json`, `train_log.json` and `tpf.json` in its folder; for a sitting trained as an
@@ -20,7 +20,8 @@ DOCS = Path(__file__).resolve().parent.parent
 SITTINGS = {"gated_big": "shipped_run", "gated_more": "continued_run", "gated_third": "third_run",
             "gated_fourth": "fourth_run", "gated_fifth": "fifth_run",
             "gated_sixth": "sixth_run", "gated_seventh": "seventh_run", "gated_eighth": "eighth_run",
-            "gated_ninth": "ninth_run", "gated_tenth": "tenth_run"}
+            "gated_ninth": "ninth_run", "gated_tenth": "tenth_run",
+            "gated_eleventh": "eleventh_run"}
 #: A sitting trained as an A/B keeps every arm's files; the shipped arm's suffix names the ones the curve reads.
 SHIPPED_ARM = {"gated_eighth": "_hard", "gated_ninth": "_lr3e-4"}
 

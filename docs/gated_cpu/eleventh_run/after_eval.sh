@@ -1,0 +1,9 @@
+#!/bin/bash
+# After eval_eleventh.sh: apply the ship rule and ship (with the float32 check) if it says so. The README and card are
+# edited by hand after it (model_cards/ must then get the card's copy), then the README's test command.
+cd /work/main; . .venv/bin/activate
+while pgrep -f eval_eleventh.sh > /dev/null; do sleep 20; done
+if python docs/gated_cpu/eleventh_run/decide_ship.py; then
+  docs/gated_cpu/ship_run.sh runs/gated_eleventh runs/tails_eval_eleventh_fp32.json
+fi
+date
