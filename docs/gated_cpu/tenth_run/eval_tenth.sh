@@ -6,15 +6,6 @@
 # Ship rule, fixed before any result: ship the tenth sitting if its decoder TPF with 3 guesses, averaged over
 # HumanEval 16 and the unseen 64, is not below the nine-sitting adapter's and its decoded 4-tail TPF is not lower by
 # more than 0.03; else keep the nine-sitting adapter.
-cd /work/main; . .venv/bin/activate
+cd /work/main
 while pgrep -f tenth_train.sh > /dev/null; do sleep 20; done
-T=runs/gated_tenth/model; S=src/hf_jacobi/assets/smollm2-jacobi-forcing
-date
-python examples/offset_accuracy.py --filler 16 --dtype bfloat16 --offsets 8 --models $T --output runs/offset_tenth.json
-date
-python examples/offset_accuracy.py --filler 16 --dtype bfloat16 --offsets 8 --prompts 64 \
-  --prompts-file runs/prompts_unseen64.jsonl --models $T --output runs/offset_unseen64_tenth.json
-date
-python examples/fresh_rows_eval.py --models $S $T --block-sizes 16 --fresh-rows --fresh-tails 4 --lookup 2 \
-  --only "clean carry" tails --output runs/tails_eval_tenth.json
-date
+docs/gated_cpu/eval_sitting.sh runs/gated_tenth/model tenth
