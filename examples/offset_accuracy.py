@@ -45,12 +45,11 @@ def implied_tpf(rows: list[dict]) -> float:
     return total
 
 
-def decoder_tpf(run_lengths: dict, examples, max_guesses: int | None = None) -> float:
-    """Tokens per forward of a decoder that drafts from the fresh state at wherever its last forward ended (fresh tails,
-    or fresh rows): along each answer, a forward at start `p` commits `1 + min(run, max_guesses)` tokens, the next
-    starts there. Unlike run TPF (every position weighted alike) this visits positions as decoding does: a forward
-    that accepts many tokens skips the easy positions it covered, so hard positions weigh more."""
-    tokens = forwards = 0
+def decoder_commits(run_lengths: dict, examples, max_guesses: int | None = None) -> list[int]:
+    """The tokens each forward commits when a decoder drafts from the fresh state at wherever its last forward ended
+    (fresh tails, or fresh rows): along each answer, a forward at start `p` commits `1 + min(run, max_guesses)` tokens,
+    the next starts there."""
+    commits = []
     for index, example in enumerate(examples):
         starts = sorted(start for i, start in run_lengths if i == index)
         if not starts:
@@ -58,9 +57,17 @@ def decoder_tpf(run_lengths: dict, examples, max_guesses: int | None = None) -> 
         position, last = starts[0], starts[-1]
         while position <= last:
             run = run_lengths.get((index, position), 0)
-            accepted = 1 + (run if max_guesses is None else min(run, max_guesses))
-            tokens, forwards, position = tokens + accepted, forwards + 1, position + accepted
-    return tokens / max(forwards, 1)
+            commits.append(1 + (run if max_guesses is None else min(run, max_guesses)))
+            position += commits[-1]
+    return commits
+
+
+def decoder_tpf(run_lengths: dict, examples, max_guesses: int | None = None) -> float:
+    """Tokens per forward of `decoder_commits`. Unlike run TPF (every position weighted alike) this visits positions as
+    decoding does: a forward that accepts many tokens skips the easy positions it covered, so hard positions weigh
+    more."""
+    commits = decoder_commits(run_lengths, examples, max_guesses)
+    return sum(commits) / max(len(commits), 1)
 
 
 def main(argv=None):
@@ -107,9 +114,14 @@ def main(argv=None):
                                   run_lengths=run_lengths)
         run_tpf = 1 + sum(row["run_accuracy"] for row in rows)
         decoder = {"all": decoder_tpf(run_lengths, examples), "3 guesses": decoder_tpf(run_lengths, examples, 3)}
+        # How the 3-guess replay's forwards end: the share committing 1 (first guess wrong), 2, 3 or 4 tokens.
+        commits = decoder_commits(run_lengths, examples, 3)
+        decoder["3 guesses commits"] = {n: commits.count(n) / max(len(commits), 1) for n in range(1, 5)}
         results[name] = {"offsets": rows, "implied_tpf": implied_tpf(rows), "run_tpf": run_tpf, "decoder_tpf": decoder}
         print(f"{name}: implied TPF {results[name]['implied_tpf']:.3f}, run TPF {run_tpf:.3f}, decoder TPF "
-              f"{decoder['all']:.3f} ({decoder['3 guesses']:.3f} with 3 guesses a forward)", flush=True)
+              f"{decoder['all']:.3f} ({decoder['3 guesses']:.3f} with 3 guesses a forward; its forwards commit 1/2/3/4 "
+              f"tokens in " + "/".join(f"{share:.3f}" for share in decoder["3 guesses commits"].values()) + ")",
+              flush=True)
     shown = range(args.offsets)
     print("| model | " + " | ".join(f"k={k}" for k in shown) + " | implied TPF | run TPF |")
     print("|---|" + "---|" * len(shown) + "---|---|")

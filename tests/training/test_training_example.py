@@ -44,3 +44,4 @@ def test_decoder_tpf_visits_positions_as_decoding_does():
     assert decoder_tpf(runs, [None, None]) == 2.0
     # at most 1 guess a forward: p=0 commits 2, p=2 commits 1, p=3 commits 2; answer 1 as before -> 6 in 4
     assert decoder_tpf(runs, [None, None], max_guesses=1) == 1.5
+    assert load_example("offset_accuracy").decoder_commits(runs, [None, None], max_guesses=1) == [2, 1, 2, 1]
