@@ -4,11 +4,7 @@
 # then run by hand with the README command.)
 cd /work/main; . .venv/bin/activate
 while pgrep -f eval_tenth.sh > /dev/null; do sleep 20; done
-if python docs/gated_cpu/decide_ship.py runs/gated_ninth_lr3e-4/model docs/gated_cpu/ninth_run/offset_ninth.json \
-    docs/gated_cpu/ninth_run/offset_unseen64_ninth.json runs/gated_tenth/model runs/offset_tenth.json \
-    runs/offset_unseen64_tenth.json runs/tails_eval_tenth.json; then
-  docs/gated_cpu/ship_run.sh runs/gated_tenth runs/tails_eval_tenth_fp32.json
-fi
+docs/gated_cpu/ship_sitting.sh runs/gated_ninth_lr3e-4/model ninth tenth
 date
 python -m pytest -q -x 2>&1 | tail -15
 date
