@@ -33,7 +33,7 @@ import torch
 from hf_jacobi.collection import CollectConfig, collect_trajectories
 from hf_jacobi.loading import load_model, load_saved_model
 from hf_jacobi.training import pack_states
-from hf_jacobi.training.pipeline import _eval_prompts, accuracy_by_offset
+from hf_jacobi.training.pipeline import _eval_prompts, accuracy_by_offset, decoder_visits
 
 
 def implied_tpf(rows: list[dict]) -> float:
@@ -45,28 +45,19 @@ def implied_tpf(rows: list[dict]) -> float:
     return total
 
 
-def decoder_commits(run_lengths: dict, examples, max_guesses: int | None = None) -> list[int]:
-    """The tokens each forward commits when a decoder drafts from the fresh state at wherever its last forward ended
-    (fresh tails, or fresh rows): along each answer, a forward at start `p` commits `1 + min(run, max_guesses)` tokens,
-    the next starts there."""
-    commits = []
-    for index, example in enumerate(examples):
-        starts = sorted(start for i, start in run_lengths if i == index)
-        if not starts:
-            continue
-        position, last = starts[0], starts[-1]
-        while position <= last:
-            run = run_lengths.get((index, position), 0)
-            commits.append(1 + (run if max_guesses is None else min(run, max_guesses)))
-            position += commits[-1]
-    return commits
+def decoder_commits(run_lengths: dict, max_guesses: int | None = None) -> list[int]:
+    """The tokens each forward commits along `decoder_visits` (a forward at start `p` commits `1 + min(run,
+    max_guesses)` tokens, the next starts there)."""
+    visits = decoder_visits(run_lengths, max_guesses)
+    return [1 + (run if max_guesses is None else min(run, max_guesses))
+            for index in visits for run in (run_lengths.get((index, p), 0) for p in visits[index])]
 
 
-def decoder_tpf(run_lengths: dict, examples, max_guesses: int | None = None) -> float:
+def decoder_tpf(run_lengths: dict, max_guesses: int | None = None) -> float:
     """Tokens per forward of `decoder_commits`. Unlike run TPF (every position weighted alike) this visits positions as
     decoding does: a forward that accepts many tokens skips the easy positions it covered, so hard positions weigh
     more."""
-    commits = decoder_commits(run_lengths, examples, max_guesses)
+    commits = decoder_commits(run_lengths, max_guesses)
     return sum(commits) / max(len(commits), 1)
 
 
@@ -113,9 +104,9 @@ def main(argv=None):
         rows = accuracy_by_offset(model, examples, tokenizer.pad_token_id, tokenizer.eos_token_id,
                                   run_lengths=run_lengths)
         run_tpf = 1 + sum(row["run_accuracy"] for row in rows)
-        decoder = {"all": decoder_tpf(run_lengths, examples), "3 guesses": decoder_tpf(run_lengths, examples, 3)}
+        decoder = {"all": decoder_tpf(run_lengths), "3 guesses": decoder_tpf(run_lengths, 3)}
         # How the 3-guess replay's forwards end: the share committing 1 (first guess wrong), 2, 3 or 4 tokens.
-        commits = decoder_commits(run_lengths, examples, 3)
+        commits = decoder_commits(run_lengths, 3)
         decoder["3 guesses commits"] = {n: commits.count(n) / max(len(commits), 1) for n in range(1, 5)}
         results[name] = {"offsets": rows, "implied_tpf": implied_tpf(rows), "run_tpf": run_tpf, "decoder_tpf": decoder}
         print(f"{name}: implied TPF {results[name]['implied_tpf']:.3f}, run TPF {run_tpf:.3f}, decoder TPF "

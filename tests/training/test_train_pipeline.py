@@ -271,6 +271,55 @@ def test_train_command_fresh_states(setup, tmp_path):
     log = json.loads((out / "round_0" / "train" / "train_log.json").read_text())
     assert log["examples"] >= 1  # records with answers of at least one block give fresh states to train on
     assert json.loads((out / "round_0" / "tpf.json").read_text())["prompts"] == 4
+    # --state_selection visited: only the states the decoder visits, chosen with the model the round starts from
+    with pytest.raises(SystemExit, match="use it with --states fresh"):
+        cli.main(argv + ["--overfit", "--state_selection", "visited"])
+    visited = [a if a != str(out) else str(tmp_path / "visited") for a in argv]
+    cli.main(visited + ["--overfit", "--rounds", "1", "--states", "fresh", "--draft_init", "5", "--draft_carry", "clean",
+                        "--state_selection", "visited", "--visit_guesses", "2"])
+    config = json.loads((tmp_path / "visited" / "pipeline_config.json").read_text())["script"]
+    assert (config["state_selection"], config["visit_guesses"]) == ("visited", 2)
+    assert json.loads((tmp_path / "visited" / "round_0" / "train" / "train_log.json").read_text())["examples"] >= 1
+
+
+def test_decoder_visits_and_visited_states():
+    """A forward at start p commits 1 + its state's run of right guesses (capped) and the next starts there; the
+    visited selection keeps exactly those states of each example."""
+    import torch
+    from datasets import Dataset
+
+    from hf_jacobi.training.pipeline import decoder_visits, select_visited_states
+
+    runs = {(0, 0): 2, (0, 1): 0, (0, 2): 0, (0, 3): 1, (0, 4): 0, (1, 0): 0}
+    assert decoder_visits(runs) == {0: [0, 3], 1: [0]}
+    assert decoder_visits(runs, max_guesses=1) == {0: [0, 2, 3], 1: [0]}
+    assert decoder_visits({(0, 1): 0, (0, 3): 0}) == {0: [1, 2, 3]}  # a start without a state counts as a run of 0
+
+    clean = [5, 6, 7, 8, 9, 10, 11]
+
+    class Oracle(torch.nn.Module):
+        """Predicts the clean next token everywhere (prompt of 2), except clean[3] = 8, which it never predicts."""
+
+        device = torch.device("cpu")
+
+        def forward(self, input_ids, position_ids, attention_mask):
+            logits = torch.zeros(*input_ids.shape, 16)
+            target = (position_ids - 1).clamp(0, len(clean) - 1)
+            logits.scatter_(-1, torch.tensor(clean)[target][..., None], 1.0)
+            logits[..., 8] = torch.where(position_ids == 4, -1.0, logits[..., 8])
+            return type("Out", (), {"logits": logits})
+
+    # fresh states cut to 2 tokens from their first wrong one, at starts 1..5 (filler 0)
+    starts = [1, 2, 3, 4, 5]
+    example = {"prompt_ids": [1, 2], "clean_ids": clean, "noisy_starts": starts, "noisy_blocks": [[0, 0]] * 5,
+               "record_index": 0}
+    kept = select_visited_states(Oracle(), Dataset.from_list([example]), pad_token_id=0, eos_token_id=None,
+                                 max_guesses=2)
+    # runs (a state at start s guesses clean[s + 1], clean[s + 2]): start 1 -> 1 (clean[3] missed), 2 -> 0, 3 -> 2
+    # visits: 1 (+2) -> 3 (+3) -> 6, past the last start: the states at 1 and 3
+    assert kept["noisy_starts"] == [[1, 3]] and kept["noisy_blocks"] == [[[0, 0], [0, 0]]]
+    assert select_visited_states(Oracle(), Dataset.from_list([example]), 0, None, max_guesses=2,
+                                 max_states=1)["noisy_starts"][0] in ([1], [3])
 
 
 def test_train_command_filler_gated_adapter(setup, tmp_path):

@@ -41,7 +41,7 @@ def test_decoder_tpf_visits_positions_as_decoding_does():
     decoder_tpf = load_example("offset_accuracy").decoder_tpf
     runs = {(0, 0): 2, (0, 1): 0, (0, 2): 0, (0, 3): 1, (0, 4): 0, (1, 0): 0}
     # answer 0: p=0 commits 3, p=3 commits 2; answer 1: p=0 commits 1 -> 6 tokens in 3 forwards
-    assert decoder_tpf(runs, [None, None]) == 2.0
+    assert decoder_tpf(runs) == 2.0
     # at most 1 guess a forward: p=0 commits 2, p=2 commits 1, p=3 commits 2; answer 1 as before -> 6 in 4
-    assert decoder_tpf(runs, [None, None], max_guesses=1) == 1.5
-    assert load_example("offset_accuracy").decoder_commits(runs, [None, None], max_guesses=1) == [2, 1, 2, 1]
+    assert decoder_tpf(runs, max_guesses=1) == 1.5
+    assert load_example("offset_accuracy").decoder_commits(runs, max_guesses=1) == [2, 1, 2, 1]

@@ -62,6 +62,17 @@ class JacobiTrainScriptArguments:
                   "choices": ["decoding", "trajectory", "fresh"]},
     )
     max_states: int = field(default=48, metadata={"help": "Most noisy states per prompt (drawn evenly)."})
+    state_selection: str = field(
+        default="even",
+        metadata={"help": "Which of an answer's --states fresh states to train on: drawn evenly, or only those the "
+                          "decoder visits with the model the round starts from (a forward drafts from the state where "
+                          "the last one ended and accepts at most --visit_guesses guesses; the positions after a "
+                          "failed guess, where the next first guess is most often wrong).",
+                  "choices": ["even", "visited"]},
+    )
+    visit_guesses: int = field(
+        default=3, metadata={"help": "Guesses a forward can accept in --state_selection visited (fresh_tails=4: 3)."}
+    )
     answers: str = field(
         default="model",
         metadata={"help": "Clean continuations of decoding states in rounds after the first: the current model's greedy "
@@ -177,6 +188,11 @@ class JacobiTrainScriptArguments:
         if self.filler_gated_adapter and self.export_rank:
             raise ValueError("--export_rank exports the change of a full fine-tune; a --filler_gated_adapter run's "
                              "model/ is already its (gated) adapter: drop --export_rank.")
+        if self.state_selection == "visited" and self.states != "fresh":
+            raise ValueError("--state_selection visited picks among the fresh-block states of every position: use it "
+                             f"with --states fresh (--states {self.states} already gives the decoder's own states).")
+        if self.visit_guesses < 1:
+            raise ValueError(f"--visit_guesses must be >= 1, got {self.visit_guesses}.")
         if self.states == "fresh" and not isinstance(self.draft_init, int):
             raise ValueError("--states fresh trains the states a fixed filler starts each block from: pass a token id "
                              f"as --draft_init (e.g. an unused special token), not {self.draft_init!r}.")
@@ -357,6 +373,50 @@ def accuracy_by_offset(model, examples, pad_token_id: int, eos_token_id=None, ba
              "cross_entropy": losses[k] / counts[k], "run_accuracy": runs[k] / counts[k]} for k in sorted(counts)]
 
 
+def decoder_visits(run_lengths: dict, max_guesses: int | None = None) -> dict[int, list[int]]:
+    """Per example, the starts a decoder drafts from when every forward drafts from the fresh state where the last one
+    ended (fresh tails, fresh rows): along each answer, a forward at start `p` commits `1 + min(run, max_guesses)`
+    tokens and the next starts there. `run_lengths` maps `(example index, start)` to the state's run of right guesses
+    (`accuracy_by_offset(run_lengths=...)`); a start it lacks counts as a run of 0."""
+    starts = {}
+    for index, start in run_lengths:
+        starts.setdefault(index, []).append(start)
+    visits = {}
+    for index in sorted(starts):
+        position, last, path = min(starts[index]), max(starts[index]), []
+        while position <= last:
+            path.append(position)
+            run = run_lengths.get((index, position), 0)
+            position += 1 + (run if max_guesses is None else min(run, max_guesses))
+        visits[index] = path
+    return visits
+
+
+def select_visited_states(model, examples, pad_token_id: int, eos_token_id, max_guesses: int,
+                          max_states: int | None = None, seed: int = 0):
+    """Keep of each state-layout example (`pack_states`) only the states `model`'s decoder visits (`decoder_visits`),
+    at most `max_states`, drawn evenly. Training spreads over every position alike, but a forward starts where the last
+    one failed, and there the first guess is wrong more often than on average: these are the states TPF depends on."""
+    import numpy as np
+
+    run_lengths = {}
+    with torch.no_grad():
+        accuracy_by_offset(model, examples, pad_token_id, eos_token_id, run_lengths=run_lengths)
+    visits = decoder_visits(run_lengths, max_guesses)
+
+    def keep(example, index):
+        chosen = set(visits.get(index, ()))
+        states = [(s, b) for s, b in zip(example["noisy_starts"], example["noisy_blocks"]) if s in chosen]
+        if max_states is not None and len(states) > max_states:
+            picked = np.random.default_rng([seed, index]).choice(len(states), max_states, replace=False)
+            states = [states[i] for i in sorted(picked)]
+        return {"noisy_starts": [s for s, _ in states], "noisy_blocks": [b for _, b in states]}
+
+    kept = examples.map(keep, with_indices=True)
+    logger.info("visited states: %d of %d", sum(map(len, kept["noisy_starts"])), sum(map(len, examples["noisy_starts"])))
+    return kept.filter(lambda starts: len(starts) > 0, input_columns="noisy_starts")
+
+
 def _eval_prompts(count: int) -> list[str]:
     """Unseen prompts for TPF: HumanEval's first problems (an evaluation set, never trained on)."""
     from ..data import humaneval_instruction, load_humaneval
@@ -470,7 +530,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
     # runs from before these options resume
     for name, default in (("draft_init", "prompt"), ("draft_carry", "all"), ("fresh_rows", 0), ("fresh_tails", 0),
                           ("init_adapter", None), ("overfit", False),
-                          ("filler_gated_adapter", False)):
+                          ("filler_gated_adapter", False), ("state_selection", "even"), ("visit_guesses", 3)):
         if settings["script"][name] == default:
             settings["script"].pop(name)
     config_path = output_dir / "pipeline_config.json"
@@ -571,9 +631,17 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             horizon = training_args.consistency_horizon
             filler_token_id = script_args.draft_init if isinstance(script_args.draft_init, int) else None
             state_length = horizon or n
+            visited = script_args.state_selection == "visited"
             train_dataset = pack_states(records, n, eos_token_id=tokenizer.eos_token_id,
-                                        max_states=script_args.max_states, trim_loops=training_args.trim_loops,
-                                        horizon=horizon, filler_token_id=filler_token_id)
+                                        max_states=None if visited else script_args.max_states,
+                                        trim_loops=training_args.trim_loops, horizon=horizon,
+                                        filler_token_id=filler_token_id)
+            if visited:
+                fast = copy_model(model).to(fast_dtype).eval()
+                train_dataset = select_visited_states(fast, train_dataset, tokenizer.pad_token_id,
+                                                      tokenizer.eos_token_id, script_args.visit_guesses,
+                                                      script_args.max_states, seed=training_args.seed)
+                del fast
             if not model_args.use_peft and not script_args.train_embeddings:
                 # Only the weight matrices of the transformer layers train: embeddings, norms and biases stay
                 for param in model.parameters():
