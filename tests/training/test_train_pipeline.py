@@ -143,42 +143,42 @@ def test_teacher_forced_agreement():
     assert teacher_forced_agreement(model, tokenizer, prompts, changed) <= (total - 2) / total
 
 
-def test_accuracy_by_offset_counts_from_the_first_wrong_token():
-    """A model that always predicts the clean next token is right at every offset; the offsets start at each state's
-    first wrong token and count only positions with a target."""
+def clean_oracle(clean: list[int], miss: int | None = None):
+    """A model over a prompt of 2 tokens that predicts the clean next token everywhere (position p holds the token at
+    clean index p - 2 and predicts clean[p - 1]), except at position `miss`, where it never predicts it."""
     import torch
-
-    from hf_jacobi.training.pipeline import accuracy_by_offset
-
-    clean = [5, 6, 7, 8, 9, 10]
 
     class Oracle(torch.nn.Module):
         device = torch.device("cpu")
 
         def forward(self, input_ids, position_ids, attention_mask):
             logits = torch.zeros(*input_ids.shape, 16)
-            # position p holds the token at clean index p - 2 (prompt of 2), and predicts clean[p - 1]
             target = (position_ids - 1).clamp(0, len(clean) - 1)
             logits.scatter_(-1, torch.tensor(clean)[target][..., None], 1.0)
+            if miss is not None:
+                token = clean[miss - 1]
+                logits[..., token] = torch.where(position_ids == miss, -1.0, logits[..., token])
             return type("Out", (), {"logits": logits})
 
+    return Oracle()
+
+
+def test_accuracy_by_offset_counts_from_the_first_wrong_token():
+    """A model that always predicts the clean next token is right at every offset; the offsets start at each state's
+    first wrong token and count only positions with a target."""
+    from hf_jacobi.training.pipeline import accuracy_by_offset
+
+    clean = [5, 6, 7, 8, 9, 10]
     example = {"prompt_ids": [1, 2], "clean_ids": clean, "noisy_starts": [0, 2], "noisy_blocks": [[5, 0, 0], [0, 8, 0]]}
-    rows = accuracy_by_offset(Oracle(), [example], pad_token_id=0)
+    rows = accuracy_by_offset(clean_oracle(clean), [example], pad_token_id=0)
     # state 0 is first wrong at its offset 1 (offsets 0, 1 follow), state 1 at its offset 0 (0, 1, 2)
     assert [r["offset"] for r in rows] == [0, 1, 2]
     assert [r["positions"] for r in rows] == [2, 2, 1] and all(r["accuracy"] == 1.0 for r in rows)
     assert all(r["run_accuracy"] == 1.0 for r in rows)
 
-    class OffByOne(Oracle):
-        """Wrong wherever the predicted clean index is 3 (clean[3] = 8): state 0's offset 1, state 1's offset 0."""
-
-        def forward(self, input_ids, position_ids, attention_mask):
-            out = super().forward(input_ids, position_ids, attention_mask)
-            out.logits[..., 8] = torch.where(position_ids == 4, -1.0, out.logits[..., 8])
-            return out
-
+    # wrong wherever the predicted clean index is 3 (clean[3] = 8): state 0's offset 1, state 1's offset 0
     runs = {}
-    rows = accuracy_by_offset(OffByOne(), [example], pad_token_id=0, run_lengths=runs)
+    rows = accuracy_by_offset(clean_oracle(clean, miss=4), [example], pad_token_id=0, run_lengths=runs)
     # state 0 is right at offset 0 only; state 1 is right at offsets 1 and 2 after a miss, which ends its run at 0
     assert [r["accuracy"] for r in rows] == [0.5, 0.5, 1.0]
     assert [r["run_accuracy"] for r in rows] == [0.5, 0.0, 0.0]
@@ -285,7 +285,6 @@ def test_train_command_fresh_states(setup, tmp_path):
 def test_decoder_visits_and_visited_states():
     """A forward at start p commits 1 + its state's run of right guesses (capped) and the next starts there; the
     visited selection keeps exactly those states of each example."""
-    import torch
     from datasets import Dataset
 
     from hf_jacobi.training.pipeline import decoder_visits, select_visited_states
@@ -296,29 +295,18 @@ def test_decoder_visits_and_visited_states():
     assert decoder_visits({(0, 1): 0, (0, 3): 0}) == {0: [1, 2, 3]}  # a start without a state counts as a run of 0
 
     clean = [5, 6, 7, 8, 9, 10, 11]
-
-    class Oracle(torch.nn.Module):
-        """Predicts the clean next token everywhere (prompt of 2), except clean[3] = 8, which it never predicts."""
-
-        device = torch.device("cpu")
-
-        def forward(self, input_ids, position_ids, attention_mask):
-            logits = torch.zeros(*input_ids.shape, 16)
-            target = (position_ids - 1).clamp(0, len(clean) - 1)
-            logits.scatter_(-1, torch.tensor(clean)[target][..., None], 1.0)
-            logits[..., 8] = torch.where(position_ids == 4, -1.0, logits[..., 8])
-            return type("Out", (), {"logits": logits})
+    oracle = clean_oracle(clean, miss=4)  # never predicts clean[3] = 8
 
     # fresh states cut to 2 tokens from their first wrong one, at starts 1..5 (filler 0)
     starts = [1, 2, 3, 4, 5]
     example = {"prompt_ids": [1, 2], "clean_ids": clean, "noisy_starts": starts, "noisy_blocks": [[0, 0]] * 5,
                "record_index": 0}
-    kept = select_visited_states(Oracle(), Dataset.from_list([example]), pad_token_id=0, eos_token_id=None,
+    kept = select_visited_states(oracle, Dataset.from_list([example]), pad_token_id=0, eos_token_id=None,
                                  max_guesses=2)
     # runs (a state at start s guesses clean[s + 1], clean[s + 2]): start 1 -> 1 (clean[3] missed), 2 -> 0, 3 -> 2
     # visits: 1 (+2) -> 3 (+3) -> 6, past the last start: the states at 1 and 3
     assert kept["noisy_starts"] == [[1, 3]] and kept["noisy_blocks"] == [[[0, 0], [0, 0]]]
-    assert select_visited_states(Oracle(), Dataset.from_list([example]), 0, None, max_guesses=2,
+    assert select_visited_states(oracle, Dataset.from_list([example]), 0, None, max_guesses=2,
                                  max_states=1)["noisy_starts"][0] in ([1], [3])
 
 
