@@ -474,6 +474,14 @@ STATE_FEATURES = Features(
 )
 
 
+def draw_states(states: list, max_states: int | None, seed: int, index: int) -> list:
+    """At most `max_states` of a record's states, drawn without replacement and kept in order (seeded per record)."""
+    if max_states is None or len(states) <= max_states:
+        return states
+    keep = np.random.default_rng([seed, index]).choice(len(states), max_states, replace=False)
+    return [states[i] for i in sorted(keep)]
+
+
 def pack_states(
     records: Dataset | Iterable[Mapping[str, Any]],
     block_size: int,
@@ -566,9 +574,7 @@ def pack_states(
         states = [(s, b) for s, b in states if s + block_size <= len(clean) and list(b) != clean[s : s + block_size]]
         if horizon is not None:
             states = cut(states, clean)
-        if max_states is not None and len(states) > max_states:
-            keep = np.random.default_rng([seed, index]).choice(len(states), max_states, replace=False)
-            states = [states[i] for i in sorted(keep)]
+        states = draw_states(states, max_states, seed, index)
         return {"prompt_ids": list(record["prompt_ids"]), "clean_ids": clean, "noisy_starts": [s for s, _ in states],
                 "noisy_blocks": [list(b) for _, b in states], "record_index": index}
 

@@ -397,7 +397,7 @@ def select_visited_states(model, examples, pad_token_id: int, eos_token_id, max_
     """Keep of each state-layout example (`pack_states`) only the states `model`'s decoder visits (`decoder_visits`),
     at most `max_states`, drawn evenly. Training spreads over every position alike, but a forward starts where the last
     one failed, and there the first guess is wrong more often than on average: these are the states TPF depends on."""
-    import numpy as np
+    from .packing import draw_states
 
     run_lengths = {}
     with torch.no_grad():
@@ -407,9 +407,7 @@ def select_visited_states(model, examples, pad_token_id: int, eos_token_id, max_
     def keep(example, index):
         chosen = set(visits.get(index, ()))
         states = [(s, b) for s, b in zip(example["noisy_starts"], example["noisy_blocks"]) if s in chosen]
-        if max_states is not None and len(states) > max_states:
-            picked = np.random.default_rng([seed, index]).choice(len(states), max_states, replace=False)
-            states = [states[i] for i in sorted(picked)]
+        states = draw_states(states, max_states, seed, index)
         return {"noisy_starts": [s for s, _ in states], "noisy_blocks": [b for _, b in states]}
 
     kept = examples.map(keep, with_indices=True)
