@@ -355,12 +355,33 @@ def test_train_command_filler_gated_adapter(setup, tmp_path):
     more = [a if a != str(out) else str(tmp_path / "more") for a in argv] + ["--learning_rate", "0"]
     with pytest.raises(SystemExit, match="no adapter_model.safetensors and adapter_config.json"):
         cli.main(more + ["--init_adapter", str(tmp_path)])
-    with pytest.raises(SystemExit, match="r=4 on .*this run --lora_r 8"):
-        cli.main([a if a != "4" else "8" for a in more] + ["--init_adapter", str(out / "model"),
-                                                           "--output_dir", str(tmp_path / "other_rank")])
+    rank = more.index("--lora_r") + 1
+    with pytest.raises(SystemExit, match="r=4 on .*this run --lora_r 2"):
+        cli.main(more[:rank] + ["2"] + more[rank + 1:] + ["--init_adapter", str(out / "model"),
+                                                          "--output_dir", str(tmp_path / "other_rank")])
     cli.main(more + ["--init_adapter", str(out / "model")])
     again = load_file(tmp_path / "more" / "model" / "adapter_model.safetensors")
     assert again.keys() == trained.keys() and all(torch.equal(again[k], trained[k]) for k in trained)
+    # a larger --lora_r grows it: the saved ranks come first (B rescaled to the new scaling), the new B columns are
+    # zero, so the grown adapter computes what the saved one does
+    cli.main(more[:rank] + ["8"] + more[rank + 1:] + ["--init_adapter", str(out / "model"),
+                                                      "--output_dir", str(tmp_path / "grown")])
+    grown = load_file(tmp_path / "grown" / "model" / "adapter_model.safetensors")
+    scaling = {}
+    for folder in (out / "model", tmp_path / "grown" / "model"):
+        config = json.loads((folder / "adapter_config.json").read_text())
+        scaling[folder.parent.name] = config["lora_alpha"] / config["r"]
+    assert grown.keys() == trained.keys() and scaling["gated"] != scaling["grown"]
+    for key, value in trained.items():
+        if "lora_A" in key:
+            assert grown[key].shape == (8, value.shape[1]) and torch.equal(grown[key][:4], value)
+        else:
+            assert grown[key].shape == (value.shape[0], 8) and not grown[key][:, 4:].any()
+            torch.testing.assert_close(grown[key][:, :4] * scaling["grown"], value * scaling["gated"])
+    ids = torch.tensor([[5, 9, 12, 127, 127, 127]])
+    logits = [load_model(model=str(tmp_path / "model"), adapter=folder)[0](ids).logits
+              for folder in (out / "model", tmp_path / "grown" / "model")]
+    torch.testing.assert_close(logits[0], logits[1])
 
 
 def test_smollm2_recipes_parse(tmp_path):

@@ -140,7 +140,9 @@ class JacobiTrainScriptArguments:
         default=None,
         metadata={"help": "A LoRA adapter folder to start from (a finished run's model/, or the shipped adapter), e.g. "
                           "to go on training it on new prompts: a --filler_gated_adapter run trains on in it (pass "
-                          "its --lora_r and --lora_target_modules); any other run merges it into the model first."},
+                          "its --lora_target_modules and its --lora_r, or a larger one to grow it: its components "
+                          "fill the first ranks and the new ones start at zero, so the run starts from the same "
+                          "adapter with more capacity); any other run merges it into the model first."},
     )
     overfit: bool = field(
         default=False,
@@ -439,13 +441,46 @@ def _load_base(model_args, device):
     return model, tokenizer
 
 
-def _load_adapter_weights(model, folder: Path, what: str) -> None:
-    """Put a saved adapter's weights into the gated model's adapter (the same LoRA shapes, every weight replaced): a
-    finished round's on resume, or `--init_adapter`'s at the start. `what` names the source in errors."""
+def _lora_scaling(config: dict) -> float:
+    """PEFT's LoRA scaling of an adapter config: `alpha / r`, or `alpha / sqrt(r)` with rsLoRA."""
+    r = config["r"]
+    return config["lora_alpha"] / (r ** 0.5 if config.get("use_rslora") else r)
+
+
+def _grow_rank(model, weights: dict, saved_config: dict) -> dict:
+    """A smaller-rank adapter's weights in the model's larger LoRA shapes, computing the same function: its A rows
+    fill the first ranks (the rest keep the model's fresh init), its B columns the first ranks rescaled by the ratio
+    of the two scalings (the rest stay zero, so the new ranks add nothing until trained)."""
+    from peft import get_peft_model_state_dict
+
+    current = get_peft_model_state_dict(model)
+    ratio = _lora_scaling(saved_config) / _lora_scaling(model.peft_config["default"].to_dict())
+    grown = {}
+    for key, value in weights.items():
+        target = current.get(key)
+        if target is None or target.shape == value.shape:
+            grown[key] = value
+        elif "lora_A" in key and target.shape[1] == value.shape[1] and target.shape[0] > value.shape[0]:
+            grown[key] = target.detach().clone().to(value.dtype)
+            grown[key][:value.shape[0]] = value
+        elif "lora_B" in key and target.shape[0] == value.shape[0] and target.shape[1] > value.shape[1]:
+            grown[key] = torch.zeros(target.shape, dtype=value.dtype, device=value.device)
+            grown[key][:, :value.shape[1]] = value * ratio
+        else:
+            grown[key] = value  # a mismatch set_peft_model_state_dict reports
+    return grown
+
+
+def _load_adapter_weights(model, folder: Path, what: str, grow: bool = False) -> None:
+    """Put a saved adapter's weights into the gated model's adapter (every weight replaced): a finished round's on
+    resume (the same LoRA shapes), or `--init_adapter`'s at the start, whose rank may be smaller (`grow`,
+    `_grow_rank`). `what` names the source in errors."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
     weights = load_file(folder / "adapter_model.safetensors", device=str(model.device))
+    if grow:
+        weights = _grow_rank(model, weights, json.loads((folder / "adapter_config.json").read_text()))
     advice = ("does not fit the adapter of this run (pass its --lora_r and --lora_target_modules, see its "
               "adapter_config.json)")
     try:
@@ -492,11 +527,11 @@ def check_model_arguments(script_args: JacobiTrainScriptArguments, model_args) -
         saved = json.loads((Path(script_args.init_adapter) / "adapter_config.json").read_text())
         targets = model_args.lora_target_modules
         targets = [targets] if isinstance(targets, str) else targets
-        if saved.get("r") != model_args.lora_r or set(saved.get("target_modules") or ()) != set(targets or ()):
+        if saved.get("r") > model_args.lora_r or set(saved.get("target_modules") or ()) != set(targets or ()):
             raise ValueError(f"--init_adapter {script_args.init_adapter} does not fit the adapter of this run: it has "
                              f"r={saved.get('r')} on {sorted(saved.get('target_modules') or ())}, this run "
-                             f"--lora_r {model_args.lora_r} on {sorted(targets or ())}. Pass its --lora_r and "
-                             "--lora_target_modules.")
+                             f"--lora_r {model_args.lora_r} on {sorted(targets or ())}. Pass its "
+                             "--lora_target_modules and its --lora_r or a larger one (to grow it).")
 
 
 def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_args) -> dict:
@@ -620,7 +655,7 @@ def run_pipeline(script_args: JacobiTrainScriptArguments, training_args, model_a
             model = gate_adapter_on_filler(get_peft_model(model, get_peft_config(model_args)), script_args.draft_init)
             if script_args.init_adapter:
                 init = script_args.init_adapter
-                _load_adapter_weights(model, Path(init), f"--init_adapter {init}")
+                _load_adapter_weights(model, Path(init), f"--init_adapter {init}", grow=True)
         # 2. train on them (one pass over distinct prompts; resumes from the last checkpoint)
         final = round_dir / "train" / "model"
         trainer = None
