@@ -34,7 +34,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=[], help="saved models (folders); 'base' is SmolLM2")
     parser.add_argument("--prompts", type=int, default=16)
-    parser.add_argument("--offset", type=int, default=0, help="first HumanEval problem")
+    parser.add_argument("--offset", type=int, default=0, help="first HumanEval problem (or line of --prompts-file)")
+    parser.add_argument("--prompts-file", type=Path,
+                        help="a JSONL file of {\"prompt\": ...} (e.g. unseen prompts of the training kind) instead of "
+                        "HumanEval")
     parser.add_argument("--block-sizes", type=int, nargs="+", default=[16])
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--fresh-rows", type=int, nargs="*", default=[3])
@@ -54,7 +57,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     dtype = getattr(torch, args.dtype)
     base, tokenizer = load_model(dtype="float32")
-    prompts = _eval_prompts(args.offset + args.prompts)[args.offset:]
+    if args.prompts_file is None:
+        prompts = _eval_prompts(args.offset + args.prompts)[args.offset:]
+    else:
+        with args.prompts_file.open() as lines:
+            prompts = [json.loads(line)["prompt"] for line, _ in zip(lines, range(args.offset + args.prompts))]
+        prompts = prompts[args.offset:]
     settings = {"greedy": None}
     for n in args.block_sizes:
         settings |= {f"n={n} jacobi (carry all)": {"block_size": n, "draft_carry": "all"},
@@ -120,7 +128,8 @@ def main(argv=None):
             row["speedup"] = row["tokens"] / row["seconds"] / greedy
             row["same"] = row["same"] / len(prompts)
         results[name] = stats
-        print(f"\n{name} ({args.dtype}, {len(prompts)} held-out prompts, filler {filler})")
+        where = args.prompts_file or "HumanEval"
+        print(f"\n{name} ({args.dtype}, {len(prompts)} held-out prompts of {where}, filler {filler})")
         print("| setting | TPF | speedup vs greedy | same as greedy |")
         print("|---|---|---|---|")
         for setting, row in stats.items():

@@ -33,7 +33,7 @@ import torch
 from hf_jacobi.collection import CollectConfig, collect_trajectories
 from hf_jacobi.loading import load_model, load_saved_model
 from hf_jacobi.training import pack_states
-from hf_jacobi.training.pipeline import _eval_prompts, accuracy_by_offset, decoder_visits
+from hf_jacobi.training.pipeline import _eval_prompts, accuracy_by_offset, decoder_visits, forward_commits
 
 
 def implied_tpf(rows: list[dict]) -> float:
@@ -45,12 +45,13 @@ def implied_tpf(rows: list[dict]) -> float:
     return total
 
 
-def decoder_commits(run_lengths: dict, max_guesses: int | None = None) -> list[int]:
-    """The tokens each forward commits along `decoder_visits` (a forward at start `p` commits `1 + min(run,
-    max_guesses)` tokens, the next starts there)."""
-    visits = decoder_visits(run_lengths, max_guesses)
-    return [1 + (run if max_guesses is None else min(run, max_guesses))
-            for index in visits for run in (run_lengths.get((index, p), 0) for p in visits[index])]
+def decoder_commits(run_lengths: dict, max_guesses: int | None = None, first_ranks: dict | None = None,
+                    alternatives: int = 0) -> list[int]:
+    """The tokens each forward commits along `decoder_visits` (a forward at start `p` commits `forward_commits(...)`
+    tokens, the next starts there)."""
+    visits = decoder_visits(run_lengths, max_guesses, first_ranks, alternatives)
+    return [forward_commits(run_lengths.get((index, p), 0), max_guesses, (first_ranks or {}).get((index, p), 0),
+                            alternatives) for index in visits for p in visits[index]]
 
 
 def decoder_tpf(run_lengths: dict, max_guesses: int | None = None) -> float:
@@ -77,6 +78,8 @@ def main(argv=None):
                         help="default: runs/heldout_states (runs/heldout_answers with --filler)")
     parser.add_argument("--filler", type=int, help="fresh-block states of this filler token instead of decoder states")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="of the scored models")
+    parser.add_argument("--no-base", action="store_true",
+                        help="score only --models (the base model's row is the same in every run: ~1/3 of the time)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
@@ -97,21 +100,35 @@ def main(argv=None):
                            filler_token_id=args.filler)
     examples = [examples[i] for i in range(len(examples))]
     results = {}
-    for name in ["base", *args.models]:
+    for name in ([] if args.no_base else ["base"]) + args.models:
         model = base if name == "base" else load_saved_model(name)
         model = model.to(getattr(torch, args.dtype)).eval()
-        run_lengths = {}
+        run_lengths, first_ranks = {}, {}
         rows = accuracy_by_offset(model, examples, tokenizer.pad_token_id, tokenizer.eos_token_id,
-                                  run_lengths=run_lengths)
+                                  run_lengths=run_lengths, first_ranks=first_ranks)
         run_tpf = 1 + sum(row["run_accuracy"] for row in rows)
-        decoder = {"all": decoder_tpf(run_lengths), "3 guesses": decoder_tpf(run_lengths, 3)}
-        # How the 3-guess replay's forwards end: the share committing 1 (first guess wrong), 2, 3 or 4 tokens.
+        # The 3-guess replay (what fresh_tails=4 allows) and how its forwards end: the share committing 1 (first
+        # guess wrong), 2, 3 or 4 tokens.
         commits = decoder_commits(run_lengths, 3)
-        decoder["3 guesses commits"] = {n: commits.count(n) / max(len(commits), 1) for n in range(1, 5)}
+        decoder = {"all": decoder_tpf(run_lengths), "3 guesses": sum(commits) / max(len(commits), 1),
+                   "3 guesses commits": {n: commits.count(n) / max(len(commits), 1) for n in range(1, 5)}}
+        # Tree branches for the first guess's next choices (each a node and a tail of its own: 4 more tokens of a
+        # 16-token forward with 4 tails): what the choices after the argmax would add, with 3 or 2 guesses on the
+        # main chain (2 guesses + 1 branch fits 16 tokens: a draft of 3, 3 tails of 3, a branch and its tail of 3).
+        for guesses, alternatives in ((3, 1), (3, 2), (2, 1)):
+            branched = decoder_commits(run_lengths, guesses, first_ranks, alternatives)
+            decoder[f"{guesses} guesses + {alternatives} branches"] = sum(branched) / max(len(branched), 1)
+        visited = [first_ranks.get((i, p), 0) for i, path in decoder_visits(run_lengths, 3).items() for p in path]
+        decoder["3-guess visits: first guess rank 0/1/2/3+"] = [
+            sum(r == k for r in visited) / max(len(visited), 1) for k in range(3)] + [
+            sum(r >= 3 for r in visited) / max(len(visited), 1)]
         results[name] = {"offsets": rows, "implied_tpf": implied_tpf(rows), "run_tpf": run_tpf, "decoder_tpf": decoder}
         print(f"{name}: implied TPF {results[name]['implied_tpf']:.3f}, run TPF {run_tpf:.3f}, decoder TPF "
               f"{decoder['all']:.3f} ({decoder['3 guesses']:.3f} with 3 guesses a forward; its forwards commit 1/2/3/4 "
-              f"tokens in " + "/".join(f"{share:.3f}" for share in decoder["3 guesses commits"].values()) + ")",
+              f"tokens in " + "/".join(f"{share:.3f}" for share in decoder["3 guesses commits"].values()) + "); "
+              + ", ".join(f"{key} {value:.3f}" for key, value in decoder.items() if "branches" in key)
+              + "; first guess at the 3-guess visits has rank 0/1/2/3+ in "
+              + "/".join(f"{share:.3f}" for share in decoder["3-guess visits: first guess rank 0/1/2/3+"]),
               flush=True)
     shown = range(args.offsets)
     print("| model | " + " | ".join(f"k={k}" for k in shown) + " | implied TPF | run TPF |")

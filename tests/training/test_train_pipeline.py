@@ -177,12 +177,14 @@ def test_accuracy_by_offset_counts_from_the_first_wrong_token():
     assert all(r["run_accuracy"] == 1.0 for r in rows)
 
     # wrong wherever the predicted clean index is 3 (clean[3] = 8): state 0's offset 1, state 1's offset 0
-    runs = {}
-    rows = accuracy_by_offset(clean_oracle(clean, miss=4), [example], pad_token_id=0, run_lengths=runs)
+    runs, ranks = {}, {}
+    rows = accuracy_by_offset(clean_oracle(clean, miss=4), [example], pad_token_id=0, run_lengths=runs,
+                              first_ranks=ranks)
     # state 0 is right at offset 0 only; state 1 is right at offsets 1 and 2 after a miss, which ends its run at 0
     assert [r["accuracy"] for r in rows] == [0.5, 0.5, 1.0]
     assert [r["run_accuracy"] for r in rows] == [0.5, 0.0, 0.0]
     assert runs == {(0, 0): 1, (0, 2): 0}  # leading offsets right, per (example, start)
+    assert ranks == {(0, 0): 0, (0, 2): 15}  # the clean token's rank at offset 0: state 1's is below the other 15
 
 
 def test_measure_tpf_counts_loops_apart():

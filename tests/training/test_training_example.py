@@ -45,3 +45,9 @@ def test_decoder_tpf_visits_positions_as_decoding_does():
     # at most 1 guess a forward: p=0 commits 2, p=2 commits 1, p=3 commits 2; answer 1 as before -> 6 in 4
     assert decoder_tpf(runs, max_guesses=1) == 1.5
     assert load_example("offset_accuracy").decoder_commits(runs, max_guesses=1) == [2, 1, 2, 1]
+    # a branch for the first guess's second choice: p=2's first guess is wrong but its second choice right, so that
+    # forward commits 2 (p=4's third choice is not held by one branch)
+    ranks = {(0, 2): 1, (0, 4): 2}
+    commits = load_example("offset_accuracy").decoder_commits
+    assert commits(runs, max_guesses=1, first_ranks=ranks, alternatives=1) == [2, 2, 1, 1]
+    assert commits(runs, max_guesses=1, first_ranks=ranks, alternatives=2) == [2, 2, 2, 1]

@@ -325,7 +325,7 @@ def teacher_forced_agreement(model, tokenizer, prompts: list[str], answers: list
 
 @torch.no_grad()
 def accuracy_by_offset(model, examples, pad_token_id: int, eos_token_id=None, batch_size: int = 4,
-                       run_lengths: dict | None = None) -> list[dict]:
+                       run_lengths: dict | None = None, first_ranks: dict | None = None) -> list[dict]:
     """How often the model's argmax at a noisy position is the clean next token, by the position's distance `k` from
     its state's first wrong token (k = 0: one wrong token just before the predicted one), on state-layout examples
     (`pack_states`). The next forward accepts a carried prediction only if those before it were right, so the first
@@ -334,7 +334,9 @@ def accuracy_by_offset(model, examples, pad_token_id: int, eos_token_id=None, ba
     cross-entropy (nats), and `run_accuracy`: the share of the counted states right at every offset `0..k` (the joint
     probability behind that product: `1 + sum_k run_accuracy_k` is what the predictions allow without assuming the
     offsets independent). With a dict `run_lengths`, also fills it with `(example index, start) -> ` the number of
-    leading offsets right in that state (what a forward drafting from it would accept beyond its first token)."""
+    leading offsets right in that state (what a forward drafting from it would accept beyond its first token), and with
+    a dict `first_ranks` the same keys -> the rank of the clean token among the first guess's logits (0: the argmax;
+    1: the second choice, which a tree branch holding it would get accepted)."""
     from .collator import JacobiForcingCollator
 
     collator = JacobiForcingCollator(pad_token_id=pad_token_id, eos_token_id=eos_token_id)
@@ -362,6 +364,8 @@ def accuracy_by_offset(model, examples, pad_token_id: int, eos_token_id=None, ba
                     target = labels[row, index]
                     row_logits = noisy_logits[row, index]
                     right = int(row_logits.argmax() == target)
+                    if first_ranks is not None and k == 0:
+                        first_ranks[(first + row, start)] = int((row_logits > row_logits[target]).sum())
                     running = running and bool(right)
                     hits[k] = hits.get(k, 0) + right
                     runs[k] = runs.get(k, 0) + int(running)
@@ -375,11 +379,22 @@ def accuracy_by_offset(model, examples, pad_token_id: int, eos_token_id=None, ba
              "cross_entropy": losses[k] / counts[k], "run_accuracy": runs[k] / counts[k]} for k in sorted(counts)]
 
 
-def decoder_visits(run_lengths: dict, max_guesses: int | None = None) -> dict[int, list[int]]:
+def forward_commits(run: int, max_guesses: int | None = None, rank: int = 0, alternatives: int = 0) -> int:
+    """What a forward drafting from a state commits: `1 + min(run, max_guesses)`; with `alternatives` tree branches
+    holding the first guess's next choices (each with a tail of its own), 2 where the first guess is wrong but its
+    choice of rank `1..alternatives` is right."""
+    if run == 0 and 0 < rank <= alternatives:
+        return 2
+    return 1 + (run if max_guesses is None else min(run, max_guesses))
+
+
+def decoder_visits(run_lengths: dict, max_guesses: int | None = None, first_ranks: dict | None = None,
+                   alternatives: int = 0) -> dict[int, list[int]]:
     """Per example, the starts a decoder drafts from when every forward drafts from the fresh state where the last one
-    ended (fresh tails, fresh rows): along each answer, a forward at start `p` commits `1 + min(run, max_guesses)`
-    tokens and the next starts there. `run_lengths` maps `(example index, start)` to the state's run of right guesses
-    (`accuracy_by_offset(run_lengths=...)`); a start it lacks counts as a run of 0."""
+    ended (fresh tails, fresh rows): along each answer, a forward at start `p` commits `forward_commits(...)` tokens
+    and the next starts there. `run_lengths` maps `(example index, start)` to the state's run of right guesses
+    (`accuracy_by_offset(run_lengths=...)`); a start it lacks counts as a run of 0. `first_ranks` (same keys, from
+    `accuracy_by_offset`) and `alternatives` replay a tree with branches for the first guess's next choices."""
     starts = {}
     for index, start in run_lengths:
         starts.setdefault(index, []).append(start)
@@ -388,8 +403,8 @@ def decoder_visits(run_lengths: dict, max_guesses: int | None = None) -> dict[in
         position, last, path = min(starts[index]), max(starts[index]), []
         while position <= last:
             path.append(position)
-            run = run_lengths.get((index, position), 0)
-            position += 1 + (run if max_guesses is None else min(run, max_guesses))
+            rank = (first_ranks or {}).get((index, position), 0)
+            position += forward_commits(run_lengths.get((index, position), 0), max_guesses, rank, alternatives)
         visits[index] = path
     return visits
 
