@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 import hf_jacobi  # noqa: F401  (generation_mode="jacobi")
+from hf_jacobi.collection import load_prompts
 from hf_jacobi.filler_gate import is_filler_gated
 from hf_jacobi.generation.configuration_jacobi import MODEL_DEFAULTS_OFF
 from hf_jacobi.loading import chat_prompt, load_model, load_saved_model
@@ -60,9 +61,7 @@ def main(argv=None):
     if args.prompts_file is None:
         prompts = _eval_prompts(args.offset + args.prompts)[args.offset:]
     else:
-        with args.prompts_file.open() as lines:
-            prompts = [json.loads(line)["prompt"] for line, _ in zip(lines, range(args.offset + args.prompts))]
-        prompts = prompts[args.offset:]
+        prompts = load_prompts(args.prompts_file)[args.offset:args.offset + args.prompts]
     settings = {"greedy": None}
     for n in args.block_sizes:
         settings |= {f"n={n} jacobi (carry all)": {"block_size": n, "draft_carry": "all"},

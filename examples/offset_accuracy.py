@@ -26,11 +26,12 @@ close it) from a limit the trained states themselves hit (more data of the same 
 
 import argparse
 import json
+from collections import Counter
 from pathlib import Path
 
 import torch
 
-from hf_jacobi.collection import CollectConfig, collect_trajectories
+from hf_jacobi.collection import CollectConfig, collect_trajectories, load_prompts
 from hf_jacobi.loading import load_model, load_saved_model
 from hf_jacobi.training import pack_states
 from hf_jacobi.training.pipeline import _eval_prompts, accuracy_by_offset, decoder_visits, forward_commits
@@ -45,13 +46,20 @@ def implied_tpf(rows: list[dict]) -> float:
     return total
 
 
+def decoder_replay(run_lengths: dict, max_guesses: int | None = None, first_ranks: dict | None = None,
+                   alternatives: int = 0) -> list[tuple[int, int, int]]:
+    """`(example index, start, tokens committed)` of each forward along `decoder_visits` (a forward at start `p`
+    commits `forward_commits(...)` tokens, the next starts there)."""
+    ranks = first_ranks or {}
+    visits = decoder_visits(run_lengths, max_guesses, first_ranks, alternatives)
+    return [(index, p, forward_commits(run_lengths.get((index, p), 0), max_guesses, ranks.get((index, p), 0),
+                                       alternatives)) for index in visits for p in visits[index]]
+
+
 def decoder_commits(run_lengths: dict, max_guesses: int | None = None, first_ranks: dict | None = None,
                     alternatives: int = 0) -> list[int]:
-    """The tokens each forward commits along `decoder_visits` (a forward at start `p` commits `forward_commits(...)`
-    tokens, the next starts there)."""
-    visits = decoder_visits(run_lengths, max_guesses, first_ranks, alternatives)
-    return [forward_commits(run_lengths.get((index, p), 0), max_guesses, (first_ranks or {}).get((index, p), 0),
-                            alternatives) for index in visits for p in visits[index]]
+    """The tokens each forward commits along `decoder_visits` (`decoder_replay`)."""
+    return [commit for _, _, commit in decoder_replay(run_lengths, max_guesses, first_ranks, alternatives)]
 
 
 def decoder_tpf(run_lengths: dict, max_guesses: int | None = None) -> float:
@@ -90,8 +98,7 @@ def main(argv=None):
     if args.prompts_file is None:
         prompts = _eval_prompts(args.prompts)
     else:
-        with args.prompts_file.open() as lines:
-            prompts = [json.loads(line)["prompt"] for line, _ in zip(lines, range(args.prompts))]
+        prompts = load_prompts(args.prompts_file)[:args.prompts]
     config = CollectConfig(block_size=args.block_size, max_new_tokens=args.max_new_tokens, batch_size=8,
                            states="decoding" if args.filler is None else "answers",
                            model_name="SmolLM2-135M-Instruct (base)")
@@ -109,7 +116,8 @@ def main(argv=None):
         run_tpf = 1 + sum(row["run_accuracy"] for row in rows)
         # The 3-guess replay (what fresh_tails=4 allows) and how its forwards end: the share committing 1 (first
         # guess wrong), 2, 3 or 4 tokens.
-        commits = decoder_commits(run_lengths, 3)
+        replay = decoder_replay(run_lengths, 3)
+        commits = [commit for _, _, commit in replay]
         decoder = {"all": decoder_tpf(run_lengths), "3 guesses": sum(commits) / max(len(commits), 1),
                    "3 guesses commits": {n: commits.count(n) / max(len(commits), 1) for n in range(1, 5)}}
         # Tree branches for the first guess's next choices (each a node and a tail of its own: 4 more tokens of a
@@ -118,10 +126,8 @@ def main(argv=None):
         for guesses, alternatives in ((3, 1), (3, 2), (2, 1)):
             branched = decoder_commits(run_lengths, guesses, first_ranks, alternatives)
             decoder[f"{guesses} guesses + {alternatives} branches"] = sum(branched) / max(len(branched), 1)
-        visited = [first_ranks.get((i, p), 0) for i, path in decoder_visits(run_lengths, 3).items() for p in path]
-        decoder["3-guess visits: first guess rank 0/1/2/3+"] = [
-            sum(r == k for r in visited) / max(len(visited), 1) for k in range(3)] + [
-            sum(r >= 3 for r in visited) / max(len(visited), 1)]
+        ranks = Counter(min(first_ranks.get((i, p), 0), 3) for i, p, _ in replay)
+        decoder["3-guess visits: first guess rank 0/1/2/3+"] = [ranks[k] / max(len(replay), 1) for k in range(4)]
         results[name] = {"offsets": rows, "implied_tpf": implied_tpf(rows), "run_tpf": run_tpf, "decoder_tpf": decoder}
         print(f"{name}: implied TPF {results[name]['implied_tpf']:.3f}, run TPF {run_tpf:.3f}, decoder TPF "
               f"{decoder['all']:.3f} ({decoder['3 guesses']:.3f} with 3 guesses a forward; its forwards commit 1/2/3/4 "

@@ -542,7 +542,7 @@ def check_model_arguments(script_args: JacobiTrainScriptArguments, model_args) -
         saved = json.loads((Path(script_args.init_adapter) / "adapter_config.json").read_text())
         targets = model_args.lora_target_modules
         targets = [targets] if isinstance(targets, str) else targets
-        if saved.get("r") > model_args.lora_r or set(saved.get("target_modules") or ()) != set(targets or ()):
+        if not isinstance(saved.get("r"), int) or saved["r"] > model_args.lora_r or set(saved.get("target_modules") or ()) != set(targets or ()):
             raise ValueError(f"--init_adapter {script_args.init_adapter} does not fit the adapter of this run: it has "
                              f"r={saved.get('r')} on {sorted(saved.get('target_modules') or ())}, this run "
                              f"--lora_r {model_args.lora_r} on {sorted(targets or ())}. Pass its "
